@@ -1,0 +1,204 @@
+//! `LongformerSelfAttention` (HF transformers 4.28 `modeling_longformer.py`), with two
+//! interchangeable implementations of the local part: a dense masked oracle ([`reference`]) and a
+//! banded chunked path ([`sliding`]).
+
+pub mod reference;
+pub mod sliding;
+
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, Linear};
+use burn::tensor::{backend::Backend, Bool, Int, Tensor};
+
+use crate::config::RecformerConfig;
+use crate::init::linear;
+
+/// Score given to disallowed (query, key) pairs before the softmax: HF uses
+/// `torch.finfo(torch.float32).min` for the window and global masks
+/// (`modeling_longformer.py`, `_sliding_chunks_query_key_matmul` callers and
+/// `_compute_global_attn_output_from_hidden`). Finite, so a fully masked row never yields NaN.
+pub const MASK_VALUE: f32 = f32::MIN;
+
+/// Which implementation of the local attention to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttentionImpl {
+    /// Dense `[L, L]` masked attention (the oracle).
+    Dense,
+    /// Banded chunked attention; falls back to [`Dense`](Self::Dense) when tokens other than the
+    /// first one are global or the length is not a multiple of the one-sided window.
+    Sliding,
+    /// [`Sliding`](Self::Sliding) when it applies and the sequence is longer than `6·w`
+    /// (where the band is at least 2x smaller than the dense matrix), else dense. Default.
+    #[default]
+    Auto,
+}
+
+impl AttentionImpl {
+    /// Whether the banded path runs for a layer with this one-sided window.
+    pub fn use_sliding<B: Backend>(
+        self,
+        masks: &AttentionMasks<B>,
+        seq_len: usize,
+        one_sided_window: usize,
+    ) -> bool {
+        let possible = masks.global_only_first && sliding::supports(seq_len, one_sided_window);
+        match self {
+            AttentionImpl::Dense => false,
+            AttentionImpl::Sliding => possible,
+            AttentionImpl::Auto => possible && seq_len > 6 * one_sided_window,
+        }
+    }
+}
+
+/// Per-token attention masks shared by all layers (HF `is_index_masked`, `is_index_global_attn`),
+/// plus two host-side facts computed once per forward.
+#[derive(Debug, Clone)]
+pub struct AttentionMasks<B: Backend> {
+    /// `[batch, seq_len]`, true at padding tokens.
+    pub is_index_masked: Tensor<B, 2, Bool>,
+    /// `[batch, seq_len]`, true at (non-padding) global tokens.
+    pub is_index_global_attn: Tensor<B, 2, Bool>,
+    /// Whether any token of the batch is global.
+    pub any_global: bool,
+    /// Whether no token other than index 0 is global (RecFormer's pattern, or no global at all).
+    pub global_only_first: bool,
+}
+
+impl<B: Backend> AttentionMasks<B> {
+    /// From the 0/1 `attention_mask` and `global_attention_mask` (HF `_merge_to_attention_mask`:
+    /// a padding token is never global). Reads the global mask to the host once.
+    ///
+    /// # Shapes
+    /// - both inputs: `[batch, seq_len]`
+    pub fn new(attention_mask: Tensor<B, 2, Int>, global_attention_mask: Tensor<B, 2, Int>) -> Self {
+        let is_index_masked = attention_mask.equal_elem(0);
+        let is_index_global_attn = global_attention_mask
+            .not_equal_elem(0)
+            .bool_and(is_index_masked.clone().bool_not());
+        let [batch, seq_len] = is_index_global_attn.dims();
+        let host = is_index_global_attn.clone().into_data();
+        let flags: Vec<bool> = host.iter::<bool>().collect();
+        let any_global = flags.iter().any(|&g| g);
+        let global_only_first = (0..batch).all(|b| (1..seq_len).all(|i| !flags[b * seq_len + i]));
+        Self {
+            is_index_masked,
+            is_index_global_attn,
+            any_global,
+            global_only_first,
+        }
+    }
+}
+
+/// Longformer self-attention: local `query/key/value` and global `query_global/key_global/value_global`
+/// projections (HF keys `attention.self.*`).
+#[derive(Module, Debug)]
+pub struct LongformerSelfAttention<B: Backend> {
+    /// Local query projection.
+    pub query: Linear<B>,
+    /// Local key projection.
+    pub key: Linear<B>,
+    /// Local value projection.
+    pub value: Linear<B>,
+    /// Global query projection.
+    pub query_global: Linear<B>,
+    /// Global key projection.
+    pub key_global: Linear<B>,
+    /// Global value projection.
+    pub value_global: Linear<B>,
+    /// Dropout on attention probabilities.
+    pub dropout: Dropout,
+    /// Number of heads.
+    pub num_heads: usize,
+    /// Size of each head.
+    pub head_dim: usize,
+    /// One-sided window (`attention_window[layer] / 2`).
+    pub one_sided_attn_window_size: usize,
+}
+
+impl<B: Backend> LongformerSelfAttention<B> {
+    /// Random init for layer `layer_id`.
+    pub fn init(config: &RecformerConfig, layer_id: usize, device: &B::Device) -> Self {
+        let h = config.hidden_size;
+        let std = config.initializer_range;
+        Self {
+            query: linear(h, h, true, std, device),
+            key: linear(h, h, true, std, device),
+            value: linear(h, h, true, std, device),
+            query_global: linear(h, h, true, std, device),
+            key_global: linear(h, h, true, std, device),
+            value_global: linear(h, h, true, std, device),
+            dropout: DropoutConfig::new(config.attention_probs_dropout_prob).init(),
+            num_heads: config.num_attention_heads,
+            head_dim: config.head_dim(),
+            one_sided_attn_window_size: config.attention_window[layer_id] / 2,
+        }
+    }
+
+    /// `[b, l, hidden] -> [b, heads, l, head_dim]`.
+    fn split_heads(&self, x: Tensor<B, 3>) -> Tensor<B, 4> {
+        let [b, l, _] = x.dims();
+        x.reshape([b, l, self.num_heads, self.head_dim])
+            .swap_dims(1, 2)
+    }
+
+    /// # Shapes
+    /// - hidden_states: `[batch, seq_len, hidden]` (seq_len already padded to the window multiple)
+    /// - output: `[batch, seq_len, hidden]`; padding rows are zero
+    pub fn forward(
+        &self,
+        hidden_states: Tensor<B, 3>,
+        masks: &AttentionMasks<B>,
+        attention_impl: AttentionImpl,
+    ) -> Tensor<B, 3> {
+        let [b, l, hidden] = hidden_states.dims();
+        let scale = (self.head_dim as f64).sqrt();
+        let w = self.one_sided_attn_window_size;
+
+        let query = self.split_heads(self.query.forward(hidden_states.clone())) / scale;
+        let key = self.split_heads(self.key.forward(hidden_states.clone()));
+        let value = self.split_heads(self.value.forward(hidden_states.clone()));
+
+        let sliding = attention_impl.use_sliding(masks, l, w);
+        let local = if sliding {
+            sliding::local_attention_sliding(query, key, value, masks, w, masks.any_global, &self.dropout)
+        } else {
+            reference::local_attention_dense(query, key, value, masks, w, &self.dropout)
+        };
+
+        let output = if !masks.any_global {
+            local
+        } else {
+            let global_key = self.split_heads(self.key_global.forward(hidden_states.clone()));
+            let global_value = self.split_heads(self.value_global.forward(hidden_states.clone()));
+            let heads = [b, self.num_heads, l, self.head_dim];
+            if sliding {
+                // Only token 0 can be global here: one global query row.
+                let first = hidden_states.slice([0..b, 0..1, 0..hidden]);
+                let global_query = self.split_heads(self.query_global.forward(first)) / scale;
+                let global_out =
+                    reference::global_attention(global_query, global_key, global_value, masks, &self.dropout);
+                let first_is_global = masks
+                    .is_index_global_attn
+                    .clone()
+                    .slice([0..b, 0..1])
+                    .reshape([b, 1, 1, 1])
+                    .expand([b, self.num_heads, 1, self.head_dim]);
+                let row0 = local
+                    .clone()
+                    .slice([0..b, 0..self.num_heads, 0..1, 0..self.head_dim])
+                    .mask_where(first_is_global, global_out);
+                local.slice_assign([0..b, 0..self.num_heads, 0..1, 0..self.head_dim], row0)
+            } else {
+                let global_query = self.split_heads(self.query_global.forward(hidden_states)) / scale;
+                let global_out =
+                    reference::global_attention(global_query, global_key, global_value, masks, &self.dropout);
+                let is_global = masks
+                    .is_index_global_attn
+                    .clone()
+                    .reshape([b, 1, l, 1])
+                    .expand(heads);
+                local.mask_where(is_global, global_out)
+            }
+        };
+        output.swap_dims(1, 2).reshape([b, l, hidden])
+    }
+}

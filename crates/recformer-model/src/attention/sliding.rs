@@ -1,0 +1,135 @@
+//! Banded (chunked sliding-window) local attention: O(L·w) instead of O(L²).
+//!
+//! Queries are cut into blocks of `w` (the one-sided window); block `k` covers queries
+//! `[k·w, (k+1)·w)` and needs keys `[k·w - w, (k+1)·w + w)`, i.e. a window of `3w` keys taken with
+//! `Tensor::unfold` from the key tensor zero-padded by `w` on both sides. Inside a block, query `r`
+//! may see window key `s` iff `r <= s <= r + 2w` (that is `|i - j| <= w`). The global token (index 0
+//! only; the caller checks this) is one extra score column computed with the *local* key and value of
+//! token 0, exactly like HF `_concat_with_global_key_attn_probs`.
+//!
+//! Tested equal to [`super::reference::local_attention_dense`].
+
+use burn::nn::Dropout;
+use burn::tensor::activation::softmax;
+use burn::tensor::{backend::Backend, Bool, Int, Tensor};
+
+use super::{AttentionMasks, MASK_VALUE};
+
+/// `allowed[r, s] = r <= s <= r + 2w` for a block of `w` queries against `3w` window keys.
+fn block_band<B: Backend>(w: usize, device: &B::Device) -> Tensor<B, 2, Bool> {
+    let win = 3 * w;
+    let r = Tensor::<B, 1, Int>::arange(0..w as i64, device)
+        .reshape([w, 1])
+        .expand([w, win]);
+    let s = Tensor::<B, 1, Int>::arange(0..win as i64, device)
+        .reshape([1, win])
+        .expand([w, win]);
+    let diff = s - r;
+    diff.clone()
+        .greater_equal_elem(0)
+        .bool_and(diff.lower_equal_elem(2 * w as i64))
+}
+
+/// Whether the banded path can run: the sequence length must be a multiple of `w`.
+pub fn supports(seq_len: usize, one_sided_window: usize) -> bool {
+    one_sided_window > 0 && seq_len % one_sided_window == 0
+}
+
+/// Local attention with a band of `one_sided_window` on each side plus, if `with_global_first`,
+/// the global column of token 0 (for the rows whose token 0 is global).
+///
+/// # Shapes
+/// - query (scaled), key, value: `[batch, heads, seq_len, head_dim]`, `seq_len % w == 0`
+/// - output: `[batch, heads, seq_len, head_dim]`
+///
+/// # Panics
+/// If `seq_len` is not a multiple of `one_sided_window`.
+pub fn local_attention_sliding<B: Backend>(
+    query: Tensor<B, 4>,
+    key: Tensor<B, 4>,
+    value: Tensor<B, 4>,
+    masks: &AttentionMasks<B>,
+    one_sided_window: usize,
+    with_global_first: bool,
+    dropout: &Dropout,
+) -> Tensor<B, 4> {
+    let [b, h, l, d] = query.dims();
+    let w = one_sided_window;
+    assert!(supports(l, w), "seq_len {l} is not a multiple of the one-sided window {w}");
+    let nb = l / w;
+    let win = 3 * w;
+    let device = query.device();
+    let masked = masks.is_index_masked.clone();
+    let global = masks.is_index_global_attn.clone();
+
+    // Key/value windows: [b, h, nb, d, 3w] (unfold appends the window dim).
+    let zeros = Tensor::<B, 4>::zeros([b, h, w, d], &device);
+    let key_windows: Tensor<B, 5> =
+        Tensor::cat(vec![zeros.clone(), key.clone(), zeros.clone()], 2).unfold(2, win, w);
+    let value_windows: Tensor<B, 5> = Tensor::cat(vec![zeros.clone(), value.clone(), zeros], 2)
+        .unfold::<5, _>(2, win, w)
+        .swap_dims(3, 4);
+
+    let query_blocks = query.clone().reshape([b, h, nb, w, d]);
+    let band_scores = query_blocks.matmul(key_windows); // [b, h, nb, w, 3w]
+
+    // Keys usable in the band: not padding, not global, inside [0, l).
+    let key_ok = masked
+        .clone()
+        .bool_not()
+        .bool_and(global.clone().bool_not())
+        .float();
+    let pad = Tensor::<B, 2>::zeros([b, w], &device);
+    let key_ok_windows: Tensor<B, 3> = Tensor::cat(vec![pad.clone(), key_ok, pad], 1).unfold(1, win, w);
+    let allowed = block_band::<B>(w, &device)
+        .reshape([1, 1, 1, w, win])
+        .expand([b, 1, nb, w, win])
+        .bool_and(
+            key_ok_windows
+                .greater_elem(0.5)
+                .reshape([b, 1, nb, 1, win])
+                .expand([b, 1, nb, w, win]),
+        )
+        .expand([b, h, nb, w, win]);
+    let band_scores = band_scores.mask_fill(allowed.bool_not(), MASK_VALUE);
+
+    let (attn_scores, cols) = if with_global_first {
+        let key_first = key.slice([0..b, 0..h, 0..1, 0..d]); // [b, h, 1, d]
+        let global_first = global.slice([0..b, 0..1]); // [b, 1]
+        let global_scores = query
+            .matmul(key_first.swap_dims(2, 3))
+            .reshape([b, h, nb, w, 1])
+            .mask_fill(
+                global_first
+                    .bool_not()
+                    .reshape([b, 1, 1, 1, 1])
+                    .expand([b, h, nb, w, 1]),
+                MASK_VALUE,
+            );
+        (Tensor::cat(vec![band_scores, global_scores], 4), win + 1)
+    } else {
+        (band_scores, win)
+    };
+
+    let attn_probs = softmax(attn_scores, 4).mask_fill(
+        masked.reshape([b, 1, nb, w, 1]).expand([b, h, nb, w, cols]),
+        0.0,
+    );
+    let attn_probs = dropout.forward(attn_probs);
+
+    let mut output = attn_probs
+        .clone()
+        .slice([0..b, 0..h, 0..nb, 0..w, 0..win])
+        .matmul(value_windows);
+    if with_global_first {
+        let value_first = value
+            .slice([0..b, 0..h, 0..1, 0..d])
+            .reshape([b, h, 1, 1, d])
+            .expand([b, h, nb, 1, d]);
+        output = output
+            + attn_probs
+                .slice([0..b, 0..h, 0..nb, 0..w, win..win + 1])
+                .matmul(value_first);
+    }
+    output.reshape([b, h, l, d])
+}

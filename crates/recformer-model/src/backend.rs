@@ -1,0 +1,134 @@
+//! Backend aliases and run-time device selection.
+//!
+//! | alias | backend | feature |
+//! |---|---|---|
+//! | [`Cpu`] | `Flex` (pure Rust; faster than NdArray here, see `docs/performance.md`), or `NdArray` when only `ndarray` is enabled | `flex` (default) / `ndarray` |
+//! | [`CpuAutodiff`] | `Autodiff<Cpu>` | same |
+//! | `Wgpu` / `WgpuAutodiff` | `burn::backend::Wgpu` | `wgpu` |
+//! | `Cuda` / `CudaAutodiff` | `burn::backend::Cuda` | `cuda` |
+
+use std::str::FromStr;
+
+use crate::error::Error;
+
+/// The default CPU backend.
+#[cfg(feature = "flex")]
+pub type Cpu = burn::backend::Flex;
+/// The default CPU backend.
+#[cfg(all(not(feature = "flex"), feature = "ndarray"))]
+pub type Cpu = burn::backend::NdArray;
+
+/// The default CPU backend with automatic differentiation (training).
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+pub type CpuAutodiff = burn::backend::Autodiff<Cpu>;
+
+/// The NdArray CPU backend (for comparisons with [`Cpu`]).
+#[cfg(feature = "ndarray")]
+pub type NdArray = burn::backend::NdArray;
+
+/// The wgpu GPU backend.
+#[cfg(feature = "wgpu")]
+pub type Wgpu = burn::backend::Wgpu;
+/// The wgpu GPU backend with automatic differentiation.
+#[cfg(feature = "wgpu")]
+pub type WgpuAutodiff = burn::backend::Autodiff<Wgpu>;
+
+/// The CUDA GPU backend.
+#[cfg(feature = "cuda")]
+pub type Cuda = burn::backend::Cuda;
+/// The CUDA GPU backend with automatic differentiation.
+#[cfg(feature = "cuda")]
+pub type CudaAutodiff = burn::backend::Autodiff<Cuda>;
+
+/// A device family chosen at run time (`--device cpu|wgpu|cuda`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// [`Cpu`].
+    Cpu,
+    /// `Wgpu` (feature `wgpu`).
+    Wgpu,
+    /// `Cuda` (feature `cuda`).
+    Cuda,
+}
+
+impl DeviceKind {
+    /// Whether the backend of this kind is compiled into this build.
+    pub fn is_compiled(self) -> bool {
+        match self {
+            DeviceKind::Cpu => cfg!(any(feature = "flex", feature = "ndarray")),
+            DeviceKind::Wgpu => cfg!(feature = "wgpu"),
+            DeviceKind::Cuda => cfg!(feature = "cuda"),
+        }
+    }
+
+    /// The lowercase name (`cpu`, `wgpu`, `cuda`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceKind::Cpu => "cpu",
+            DeviceKind::Wgpu => "wgpu",
+            DeviceKind::Cuda => "cuda",
+        }
+    }
+
+    fn feature(self) -> &'static str {
+        match self {
+            DeviceKind::Cpu => "flex",
+            DeviceKind::Wgpu => "wgpu",
+            DeviceKind::Cuda => "cuda",
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for DeviceKind {
+    type Err = Error;
+
+    /// Parses `cpu`, `wgpu` or `cuda` (case-insensitive); errors if the name is unknown or its
+    /// backend feature is not compiled in.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let kind = match s.trim().to_ascii_lowercase().as_str() {
+            "cpu" => DeviceKind::Cpu,
+            "wgpu" => DeviceKind::Wgpu,
+            "cuda" => DeviceKind::Cuda,
+            _ => return Err(Error::UnknownDevice(s.to_string())),
+        };
+        if !kind.is_compiled() {
+            return Err(Error::BackendNotCompiled {
+                device: kind.name(),
+                feature: kind.feature(),
+            });
+        }
+        Ok(kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cpu_and_rejects_unknown() {
+        assert_eq!("cpu".parse::<DeviceKind>().unwrap(), DeviceKind::Cpu);
+        assert_eq!(" CPU ".parse::<DeviceKind>().unwrap(), DeviceKind::Cpu);
+        let err = "tpu".parse::<DeviceKind>().unwrap_err();
+        assert!(err.to_string().contains("tpu"), "{err}");
+    }
+
+    #[test]
+    fn uncompiled_backend_is_a_clear_error() {
+        for (name, compiled) in [("wgpu", cfg!(feature = "wgpu")), ("cuda", cfg!(feature = "cuda"))] {
+            let parsed = name.parse::<DeviceKind>();
+            if compiled {
+                assert!(parsed.is_ok());
+            } else {
+                let msg = parsed.unwrap_err().to_string();
+                assert!(msg.contains(&format!("`{name}` feature")), "{msg}");
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! `RecformerEmbeddings` (`recformer/models.py :: RecformerEmbeddings`).
+
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
+use burn::tensor::{backend::Backend, Int, Tensor};
+
+use crate::config::RecformerConfig;
+use crate::init::normal;
+
+/// Word + token position + token type + item position embeddings, LayerNorm, dropout.
+///
+/// `E = Dropout(LayerNorm(word[id] + pos[position_id] + type[type_id] + itempos[item_position_id]))`,
+/// with position ids recomputed from the input ids (RoBERTa convention, see
+/// [`create_position_ids_from_input_ids`]).
+#[derive(Module, Debug)]
+pub struct RecformerEmbeddings<B: Backend> {
+    /// `word_embeddings.weight` `[vocab_size, hidden]`.
+    pub word_embeddings: Embedding<B>,
+    /// `position_embeddings.weight` `[max_position_embeddings, hidden]`.
+    pub position_embeddings: Embedding<B>,
+    /// `token_type_embeddings.weight` `[token_type_size, hidden]`.
+    pub token_type_embeddings: Embedding<B>,
+    /// `item_position_embeddings.weight` `[max_item_embeddings, hidden]`.
+    pub item_position_embeddings: Embedding<B>,
+    /// `LayerNorm` (HF key `embeddings.LayerNorm.{weight,bias}`).
+    pub layer_norm: LayerNorm<B>,
+    /// Hidden dropout.
+    pub dropout: Dropout,
+    /// Padding token id (`padding_idx`).
+    pub pad_token_id: usize,
+}
+
+/// `create_position_ids_from_input_ids`: `cumsum(id != pad) * (id != pad) + pad`.
+///
+/// # Shapes
+/// - input_ids: `[batch, seq_len]` -> `[batch, seq_len]`
+pub fn create_position_ids_from_input_ids<B: Backend>(
+    input_ids: Tensor<B, 2, Int>,
+    padding_idx: usize,
+) -> Tensor<B, 2, Int> {
+    let mask = input_ids.not_equal_elem(padding_idx as i64).int();
+    mask.clone().cumsum(1) * mask + padding_idx as i64
+}
+
+impl<B: Backend> RecformerEmbeddings<B> {
+    /// Random init as HF `_init_weights` (normal tables with zeroed padding rows, LayerNorm 1/0).
+    pub fn init(config: &RecformerConfig, device: &B::Device) -> Self {
+        let h = config.hidden_size;
+        let std = config.initializer_range;
+        let table = |n: usize, zero_row: Option<usize>| {
+            let mut emb = EmbeddingConfig::new(n, h)
+                .with_initializer(normal(std))
+                .init(device);
+            if let Some(row) = zero_row {
+                let weight = emb.weight.val().slice_assign(
+                    [row..row + 1, 0..h],
+                    Tensor::zeros([1, h], device),
+                );
+                emb.weight = Param::from_tensor(weight);
+            }
+            emb
+        };
+        Self {
+            word_embeddings: table(config.vocab_size, Some(config.pad_token_id)),
+            position_embeddings: table(config.max_position_embeddings, Some(config.pad_token_id)),
+            token_type_embeddings: table(config.token_type_size, None),
+            item_position_embeddings: table(config.max_item_embeddings, None),
+            layer_norm: LayerNormConfig::new(h)
+                .with_epsilon(config.layer_norm_eps)
+                .init(device),
+            dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+            pad_token_id: config.pad_token_id,
+        }
+    }
+
+    /// # Shapes
+    /// - each input: `[batch, seq_len]`
+    /// - output: `[batch, seq_len, hidden]`
+    pub fn forward(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        token_type_ids: Tensor<B, 2, Int>,
+        item_position_ids: Tensor<B, 2, Int>,
+    ) -> Tensor<B, 3> {
+        let position_ids = create_position_ids_from_input_ids(input_ids.clone(), self.pad_token_id);
+        let embeddings = self.word_embeddings.forward(input_ids)
+            + self.position_embeddings.forward(position_ids)
+            + self.token_type_embeddings.forward(token_type_ids)
+            + self.item_position_embeddings.forward(item_position_ids);
+        self.dropout.forward(self.layer_norm.forward(embeddings))
+    }
+}

@@ -1,0 +1,174 @@
+//! The post-LN Longformer block: `LongformerSelfOutput`, `LongformerAttention`,
+//! `LongformerIntermediate`, `LongformerOutput`, `LongformerLayer` (HF transformers 4.28).
+
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear};
+use burn::tensor::activation::gelu;
+use burn::tensor::{backend::Backend, Tensor};
+
+use crate::attention::{AttentionImpl, AttentionMasks, LongformerSelfAttention};
+use crate::config::RecformerConfig;
+use crate::init::linear;
+
+/// `LN(input + Dropout(Dense(hidden)))` after the attention (HF keys `attention.output.*`).
+#[derive(Module, Debug)]
+pub struct LongformerSelfOutput<B: Backend> {
+    /// `dense` hidden -> hidden.
+    pub dense: Linear<B>,
+    /// `LayerNorm`.
+    pub layer_norm: LayerNorm<B>,
+    /// Hidden dropout.
+    pub dropout: Dropout,
+}
+
+impl<B: Backend> LongformerSelfOutput<B> {
+    /// Random init.
+    pub fn init(config: &RecformerConfig, device: &B::Device) -> Self {
+        let h = config.hidden_size;
+        Self {
+            dense: linear(h, h, true, config.initializer_range, device),
+            layer_norm: LayerNormConfig::new(h)
+                .with_epsilon(config.layer_norm_eps)
+                .init(device),
+            dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+        }
+    }
+
+    /// # Shapes
+    /// - hidden_states, input_tensor: `[batch, seq_len, hidden]` -> same
+    pub fn forward(&self, hidden_states: Tensor<B, 3>, input_tensor: Tensor<B, 3>) -> Tensor<B, 3> {
+        let x = self.dropout.forward(self.dense.forward(hidden_states));
+        self.layer_norm.forward(x + input_tensor)
+    }
+}
+
+/// Self-attention + its output block (HF keys `attention.self.*` -> field `self_attn`, `attention.output.*`).
+#[derive(Module, Debug)]
+pub struct LongformerAttention<B: Backend> {
+    /// HF `self` (a Rust keyword).
+    pub self_attn: LongformerSelfAttention<B>,
+    /// HF `output`.
+    pub output: LongformerSelfOutput<B>,
+}
+
+impl<B: Backend> LongformerAttention<B> {
+    /// Random init for layer `layer_id`.
+    pub fn init(config: &RecformerConfig, layer_id: usize, device: &B::Device) -> Self {
+        Self {
+            self_attn: LongformerSelfAttention::init(config, layer_id, device),
+            output: LongformerSelfOutput::init(config, device),
+        }
+    }
+
+    /// # Shapes
+    /// - hidden_states: `[batch, seq_len, hidden]` -> same
+    pub fn forward(
+        &self,
+        hidden_states: Tensor<B, 3>,
+        masks: &AttentionMasks<B>,
+        attention_impl: AttentionImpl,
+    ) -> Tensor<B, 3> {
+        let attn = self
+            .self_attn
+            .forward(hidden_states.clone(), masks, attention_impl);
+        self.output.forward(attn, hidden_states)
+    }
+}
+
+/// `GELU(Dense(x))`, hidden -> intermediate (exact erf GELU).
+#[derive(Module, Debug)]
+pub struct LongformerIntermediate<B: Backend> {
+    /// `dense` hidden -> intermediate.
+    pub dense: Linear<B>,
+}
+
+impl<B: Backend> LongformerIntermediate<B> {
+    /// Random init.
+    pub fn init(config: &RecformerConfig, device: &B::Device) -> Self {
+        Self {
+            dense: linear(
+                config.hidden_size,
+                config.intermediate_size,
+                true,
+                config.initializer_range,
+                device,
+            ),
+        }
+    }
+
+    /// # Shapes
+    /// - `[batch, seq_len, hidden]` -> `[batch, seq_len, intermediate]`
+    pub fn forward(&self, hidden_states: Tensor<B, 3>) -> Tensor<B, 3> {
+        gelu(self.dense.forward(hidden_states))
+    }
+}
+
+/// `LN(input + Dropout(Dense(intermediate)))` (HF keys `output.*`).
+#[derive(Module, Debug)]
+pub struct LongformerOutput<B: Backend> {
+    /// `dense` intermediate -> hidden.
+    pub dense: Linear<B>,
+    /// `LayerNorm`.
+    pub layer_norm: LayerNorm<B>,
+    /// Hidden dropout.
+    pub dropout: Dropout,
+}
+
+impl<B: Backend> LongformerOutput<B> {
+    /// Random init.
+    pub fn init(config: &RecformerConfig, device: &B::Device) -> Self {
+        let h = config.hidden_size;
+        Self {
+            dense: linear(config.intermediate_size, h, true, config.initializer_range, device),
+            layer_norm: LayerNormConfig::new(h)
+                .with_epsilon(config.layer_norm_eps)
+                .init(device),
+            dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+        }
+    }
+
+    /// # Shapes
+    /// - hidden_states: `[batch, seq_len, intermediate]`, input_tensor: `[batch, seq_len, hidden]`
+    /// - output: `[batch, seq_len, hidden]`
+    pub fn forward(&self, hidden_states: Tensor<B, 3>, input_tensor: Tensor<B, 3>) -> Tensor<B, 3> {
+        let x = self.dropout.forward(self.dense.forward(hidden_states));
+        self.layer_norm.forward(x + input_tensor)
+    }
+}
+
+/// One post-LN encoder layer.
+#[derive(Module, Debug)]
+pub struct LongformerLayer<B: Backend> {
+    /// Attention block.
+    pub attention: LongformerAttention<B>,
+    /// FFN up-projection.
+    pub intermediate: LongformerIntermediate<B>,
+    /// FFN down-projection + residual + LayerNorm.
+    pub output: LongformerOutput<B>,
+}
+
+impl<B: Backend> LongformerLayer<B> {
+    /// Random init for layer `layer_id`.
+    pub fn init(config: &RecformerConfig, layer_id: usize, device: &B::Device) -> Self {
+        Self {
+            attention: LongformerAttention::init(config, layer_id, device),
+            intermediate: LongformerIntermediate::init(config, device),
+            output: LongformerOutput::init(config, device),
+        }
+    }
+
+    /// # Shapes
+    /// - hidden_states: `[batch, seq_len, hidden]` -> same
+    pub fn forward(
+        &self,
+        hidden_states: Tensor<B, 3>,
+        masks: &AttentionMasks<B>,
+        attention_impl: AttentionImpl,
+    ) -> Tensor<B, 3> {
+        let attention_output = self
+            .attention
+            .forward(hidden_states, masks, attention_impl);
+        let intermediate = self.intermediate.forward(attention_output.clone());
+        self.output.forward(intermediate, attention_output)
+    }
+}

@@ -1,0 +1,94 @@
+//! `RecformerModel` (`recformer/models.py :: RecformerModel`): embeddings + Longformer encoder + CLS pooler.
+
+use burn::module::Module;
+use burn::tensor::{backend::Backend, Int, Tensor};
+
+use crate::attention::{AttentionImpl, AttentionMasks};
+use crate::config::RecformerConfig;
+use crate::embeddings::RecformerEmbeddings;
+use crate::encoder::LongformerEncoder;
+use crate::input::{RecformerInput, RecformerModelOutput};
+
+/// The RecFormer encoder. Its pooler (`cls`: last-layer first token) has no parameters.
+#[derive(Module, Debug)]
+pub struct RecformerModel<B: Backend> {
+    /// `embeddings.*`.
+    pub embeddings: RecformerEmbeddings<B>,
+    /// `encoder.*`.
+    pub encoder: LongformerEncoder<B>,
+    /// Padding token id (window padding value for `input_ids` and `item_position_ids`).
+    pub pad_token_id: usize,
+    /// `max(attention_window)`: sequences are padded to a multiple of it, as in HF.
+    pub max_attention_window: usize,
+    /// Local attention implementation (default [`AttentionImpl::Auto`]).
+    pub attention_impl: AttentionImpl,
+}
+
+impl<B: Backend> RecformerModel<B> {
+    /// Random init (see [`RecformerConfig::init_model`]).
+    pub fn init(config: &RecformerConfig, device: &B::Device) -> Self {
+        Self {
+            embeddings: RecformerEmbeddings::init(config, device),
+            encoder: LongformerEncoder::init(config, device),
+            pad_token_id: config.pad_token_id,
+            max_attention_window: config.max_attention_window(),
+            attention_impl: AttentionImpl::default(),
+        }
+    }
+
+    /// Selects the local attention implementation.
+    pub fn with_attention_impl(mut self, attention_impl: AttentionImpl) -> Self {
+        self.attention_impl = attention_impl;
+        self
+    }
+
+    /// Encodes a batch (`RecformerModel.forward`): merge masks, pad to the window multiple
+    /// (ids and item positions with `pad_token_id`, token types 0, masks 0), embeddings, encoder,
+    /// strip the padding, CLS pooling.
+    ///
+    /// # Shapes
+    /// - input: `[batch, seq_len]` each
+    /// - last_hidden_state: `[batch, seq_len, hidden]`, pooler_output: `[batch, hidden]`
+    pub fn forward(&self, input: RecformerInput<B>) -> RecformerModelOutput<B> {
+        let [batch, seq_len] = input.dims();
+        let window = self.max_attention_window;
+        let padding_len = (window - seq_len % window) % window;
+        let device = input.input_ids.device();
+        let pad = |t: Tensor<B, 2, Int>, value: i64| {
+            if padding_len == 0 {
+                t
+            } else {
+                let fill = Tensor::<B, 2, Int>::full([batch, padding_len], value, &device);
+                Tensor::cat(vec![t, fill], 1)
+            }
+        };
+        let pad_id = self.pad_token_id as i64;
+        let input_ids = pad(input.input_ids, pad_id);
+        let item_position_ids = pad(input.item_position_ids, pad_id);
+        let token_type_ids = pad(input.token_type_ids, 0);
+        let attention_mask = pad(input.attention_mask, 0);
+        let global_attention_mask = pad(input.global_attention_mask, 0);
+
+        let masks = AttentionMasks::new(attention_mask, global_attention_mask);
+        let embedding_output = self
+            .embeddings
+            .forward(input_ids, token_type_ids, item_position_ids);
+        let hidden = self
+            .encoder
+            .forward(embedding_output, &masks, self.attention_impl);
+        let hidden_size = hidden.dims()[2];
+        let last_hidden_state = if padding_len > 0 {
+            hidden.slice([0..batch, 0..seq_len, 0..hidden_size])
+        } else {
+            hidden
+        };
+        let pooler_output = last_hidden_state
+            .clone()
+            .slice([0..batch, 0..1, 0..hidden_size])
+            .reshape([batch, hidden_size]);
+        RecformerModelOutput {
+            last_hidden_state,
+            pooler_output,
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Cosine similarity as matmul of L2-normalised rows (`Similarity` in `recformer/models.py`).
+
+use burn::tensor::{backend::Backend, Tensor};
+
+/// Norm floor, as `torch.nn.CosineSimilarity(eps=1e-8)`.
+pub const COSINE_EPS: f64 = 1e-8;
+
+/// Row-wise L2 normalisation, `x / max(||x||, 1e-8)`.
+///
+/// # Shapes
+/// - `[n, d]` -> `[n, d]`
+pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(COSINE_EPS);
+    x / norm
+}
+
+/// `cos(a_i, b_j) / temp` for all pairs, as one matmul (no `[Na, Nb, d]` intermediate).
+///
+/// # Shapes
+/// - a: `[na, d]`, b: `[nb, d]` -> `[na, nb]`
+pub fn cosine_logits<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>, temp: f64) -> Tensor<B, 2> {
+    l2_normalize(a).matmul(l2_normalize(b).transpose()) / temp
+}

@@ -1,0 +1,241 @@
+//! Atomic checkpoint files: burn records (model / optimizer state), item matrices and pending
+//! gradients as safetensors, JSON documents.
+//!
+//! Every save writes `<name>.tmp-<pid>` next to the target, syncs it and renames it over the target,
+//! so a killed run never leaves a half-written file under the final name.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::{AutodiffModule, ModuleVisitor, Param, ParamId};
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorder};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Tensor, TensorData};
+use burn::optim::GradientsParams;
+use safetensors::tensor::{Dtype, TensorView};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Name of the tensor holding the item matrix in item-matrix safetensors files.
+pub const ITEM_EMBEDDINGS_TENSOR: &str = "item_embeddings";
+
+/// Writes `bytes` to `path` atomically (temp file in the same directory, fsync, rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "checkpoint".to_string());
+    let tmp: PathBuf = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    Ok(())
+}
+
+/// Serialises `value` as pretty JSON and writes it atomically.
+pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::json(path, e))?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+/// Reads a JSON document.
+pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::json(path, e))
+}
+
+/// Saves a burn record (module or optimizer state, parameter ids included) atomically as
+/// named MessagePack with full precision.
+pub fn save_record<B: Backend, R: Record<B>>(path: &Path, record: R) -> Result<()> {
+    let bytes = NamedMpkBytesRecorder::<FullPrecisionSettings>::default()
+        .record(record, ())
+        .map_err(|source| Error::Record {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    write_atomic(path, &bytes)
+}
+
+/// Loads a burn record written by [`save_record`].
+pub fn load_record<B: Backend, R: Record<B>>(path: &Path, device: &B::Device) -> Result<R> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    NamedMpkBytesRecorder::<FullPrecisionSettings>::default()
+        .load(bytes, device)
+        .map_err(|source| Error::Record {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn st_err(path: &Path) -> impl Fn(safetensors::SafeTensorError) -> Error + '_ {
+    move |source| Error::Safetensors {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Saves an item matrix `[N, H]` (f32) as safetensors with one tensor named
+/// [`ITEM_EMBEDDINGS_TENSOR`], atomically.
+pub fn save_item_matrix<B: Backend>(path: &Path, items: &Tensor<B, 2>) -> Result<()> {
+    let [n, h] = items.dims();
+    let values: Vec<f32> = items
+        .to_data()
+        .convert::<f32>()
+        .into_vec()
+        .map_err(|e| Error::InvalidData(format!("item matrix: {e:?}")))?;
+    let bytes = f32_bytes(&values);
+    let view = TensorView::new(Dtype::F32, vec![n, h], &bytes).map_err(st_err(path))?;
+    let out = safetensors::serialize([(ITEM_EMBEDDINGS_TENSOR, view)], None).map_err(st_err(path))?;
+    write_atomic(path, &out)
+}
+
+fn read_f32_tensor(path: &Path, view: &TensorView<'_>) -> Result<Vec<f32>> {
+    if view.dtype() != Dtype::F32 {
+        return Err(Error::InvalidData(format!(
+            "{}: expected an F32 tensor, found {:?}",
+            path.display(),
+            view.dtype()
+        )));
+    }
+    Ok(view
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+/// Loads an item matrix saved by [`save_item_matrix`] (tensor [`ITEM_EMBEDDINGS_TENSOR`], F32, 2-D).
+pub fn load_item_matrix<B: Backend>(path: &Path, device: &B::Device) -> Result<Tensor<B, 2>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(st_err(path))?;
+    let view = st.tensor(ITEM_EMBEDDINGS_TENSOR).map_err(st_err(path))?;
+    let shape = view.shape().to_vec();
+    if shape.len() != 2 {
+        return Err(Error::InvalidData(format!(
+            "{}: `{ITEM_EMBEDDINGS_TENSOR}` must be 2-D, has shape {shape:?}",
+            path.display()
+        )));
+    }
+    let values = read_f32_tensor(path, &view)?;
+    Ok(Tensor::from_data(
+        TensorData::new(values, [shape[0], shape[1]]),
+        device,
+    ))
+}
+
+struct CollectGrads<'a> {
+    grads: &'a GradientsParams,
+    out: Vec<(String, Vec<usize>, Vec<f32>)>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for CollectGrads<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
+            let shape = g.dims().to_vec();
+            let values = g
+                .into_data()
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .expect("f32 gradient data");
+            self.out.push((param.id.val().to_string(), shape, values));
+        }
+    }
+}
+
+/// Saves accumulated (not yet applied) gradients, keyed by parameter id, atomically.
+pub fn save_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
+    path: &Path,
+    module: &M,
+    grads: &GradientsParams,
+) -> Result<()> {
+    let mut collect = CollectGrads {
+        grads,
+        out: Vec::new(),
+    };
+    module.visit(&mut collect);
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = collect
+        .out
+        .into_iter()
+        .map(|(name, shape, values)| (name, shape, f32_bytes(&values)))
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, shape, b)| {
+            TensorView::new(Dtype::F32, shape.clone(), b).map(|v| (name.clone(), v))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(st_err(path))?;
+    let out = safetensors::serialize(views, None).map_err(st_err(path))?;
+    write_atomic(path, &out)
+}
+
+struct RestoreGrads<'a, B: Backend> {
+    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    grads: &'a mut GradientsParams,
+    device: B::Device,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for RestoreGrads<'_, B::InnerBackend> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some((shape, values)) = self.tensors.remove(&param.id.val().to_string()) {
+            let t = Tensor::<B::InnerBackend, D>::from_data(
+                TensorData::new(values, shape),
+                &self.device,
+            );
+            self.grads.register::<B::InnerBackend, D>(param.id, t);
+        }
+    }
+}
+
+/// Loads gradients saved by [`save_gradients`] for the parameters of `module` (matched by id).
+///
+/// Fails if the file holds gradients for parameters `module` does not have.
+pub fn load_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
+    path: &Path,
+    module: &M,
+    device: &B::Device,
+) -> Result<GradientsParams> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(st_err(path))?;
+    let mut tensors = HashMap::new();
+    for (name, view) in st.tensors() {
+        let values = read_f32_tensor(path, &view)?;
+        tensors.insert(name, (view.shape().to_vec(), values));
+    }
+    let mut grads = GradientsParams::new();
+    let mut restore = RestoreGrads::<B::InnerBackend> {
+        tensors,
+        grads: &mut grads,
+        device: device.clone(),
+    };
+    module.visit(&mut restore);
+    if !restore.tensors.is_empty() {
+        let mut left: Vec<_> = restore.tensors.keys().cloned().collect();
+        left.sort();
+        return Err(Error::InvalidData(format!(
+            "{}: gradients for unknown parameter ids {left:?}",
+            path.display()
+        )));
+    }
+    Ok(grads)
+}
+
+/// Parameter id helper for tests and logs.
+pub fn param_id_string(id: ParamId) -> String {
+    id.val().to_string()
+}

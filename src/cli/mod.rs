@@ -1,0 +1,112 @@
+//! Argument parsing and dispatch of the `recformer` subcommands.
+
+mod progress;
+
+pub use progress::Bars;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// RecFormer sequential recommendation: items as text, a Longformer over user histories.
+#[derive(Debug, Parser)]
+#[command(name = "recformer", version, about, long_about = None, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  recformer demo                                   # whole pipeline on a built-in synthetic catalogue
+  recformer demo --data ../shared/data/scientific-recformer
+  recformer prepare finetune --reviews Industrial_and_Scientific_5.json.gz \\
+      --meta meta_Industrial_and_Scientific.json.gz --out data/Scientific
+  recformer tokenizer train --data data/Scientific --vocab-size 8000 --out models/tok
+  recformer pretrain --data corpus/ --tokenizer models/tok --preset mini --out runs/pt
+  recformer finetune --model runs/pt/best --data data/Scientific --out runs/ft
+  recformer evaluate --model runs/ft --data data/Scientific --split test
+  recformer encode-items --model runs/ft/best --data data/Scientific --out items.safetensors
+  recformer recommend --model runs/ft --data data/Scientific --history B0001,B0002 --k 10
+  recformer plot runs/ft";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Raw Amazon 2018 files -> the official RecFormer layouts.
+    #[command(subcommand)]
+    Prepare(PrepareCommand),
+    /// Tokenizer utilities.
+    #[command(subcommand)]
+    Tokenizer(TokenizerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrepareCommand {
+    /// Finetuning layout (meta_data/smap/umap/train/val/test .json), exactly as the official process.py.
+    Finetune {
+        /// 5-core review file `{Category}_5.json[.gz]`.
+        #[arg(long)]
+        reviews: PathBuf,
+        /// Metadata file `meta_{Category}.json[.gz]`.
+        #[arg(long)]
+        meta: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Keep this fraction of users (the official script's unseeded 20% sample); off by default.
+        #[arg(long)]
+        sample_users: Option<f64>,
+        /// Seed of the user sample.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Pretraining corpus (meta_data.json, train.json, dev.json) from several categories.
+    Pretrain {
+        /// Review files of the training categories.
+        #[arg(long, num_args = 1.., required = true)]
+        reviews: Vec<PathBuf>,
+        /// Metadata files of the training categories.
+        #[arg(long, num_args = 1.., required = true)]
+        meta: Vec<PathBuf>,
+        /// Review file of the validation category.
+        #[arg(long)]
+        dev_reviews: PathBuf,
+        /// Metadata file of the validation category.
+        #[arg(long)]
+        dev_meta: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenizerCommand {
+    /// Train a WordPiece tokenizer on the item text of one or more datasets.
+    Train {
+        /// Dataset directories (finetuning or pretraining layout) whose meta_data.json is read.
+        #[arg(long, num_args = 1.., required = true)]
+        data: Vec<PathBuf>,
+        /// Vocabulary size.
+        #[arg(long, default_value_t = 8000)]
+        vocab_size: usize,
+        /// Keep case (default: lowercase, like bert-base-uncased).
+        #[arg(long)]
+        cased: bool,
+        /// Output directory (tokenizer.json).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Prepare(p) => prepare::run(p),
+        Command::Tokenizer(t) => tokenizer::run(t),
+    }
+}
+
+mod prepare;
+mod tokenizer;

@@ -1,0 +1,3 @@
+//! The built-in demo world (`recformer demo`).
+
+pub mod synth;
