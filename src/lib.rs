@@ -18,3 +18,8 @@ pub use recformer_model as model;
 pub use recformer_train as train;
 
 pub mod demo;
+pub mod error;
+pub mod model_dir;
+
+pub use error::{Error, Result};
+pub use model_dir::ModelDir;

@@ -24,10 +24,10 @@ Examples:
   recformer prepare finetune --reviews Industrial_and_Scientific_5.json.gz \\
       --meta meta_Industrial_and_Scientific.json.gz --out data/Scientific
   recformer tokenizer train --data data/Scientific --vocab-size 8000 --out models/tok
-  recformer pretrain --data corpus/ --tokenizer models/tok --preset mini --out runs/pt
-  recformer finetune --model runs/pt/best --data data/Scientific --out runs/ft
+  recformer pretrain --data corpus/ --tokenizer models/tok --preset small --out runs/pt
+  recformer finetune --model runs/pt --data data/Scientific --out runs/ft
   recformer evaluate --model runs/ft --data data/Scientific --split test
-  recformer encode-items --model runs/ft/best --data data/Scientific --out items.safetensors
+  recformer encode-items --model runs/ft --data data/Scientific --out items.safetensors
   recformer recommend --model runs/ft --data data/Scientific --history B0001,B0002 --k 10
   recformer plot runs/ft";
 
@@ -39,6 +39,21 @@ pub enum Command {
     /// Tokenizer utilities.
     #[command(subcommand)]
     Tokenizer(TokenizerCommand),
+    /// Pretrain (item-item contrastive + MLM) on a corpus; exports RUN/model.
+    Pretrain(train_cmds::PretrainArgs),
+    /// Two-stage finetuning on a dataset (official recipe); exports RUN/model.
+    Finetune(train_cmds::FinetuneArgs),
+    /// Full-ranking evaluation; prints one JSON object (NDCG@10, Recall@10, NDCG@50, Recall@50, MRR, users).
+    Evaluate(evaluate::EvaluateArgs),
+    /// Encode every item of a dataset into an item matrix (safetensors, `item_embeddings`).
+    EncodeItems(encode_items::EncodeItemsArgs),
+    /// Top-k recommendations for histories, with cold-start items given as text.
+    Recommend(recommend::RecommendArgs),
+    /// Render a run's metrics.jsonl to PNG.
+    Plot(plot_cmd::PlotArgs),
+    /// The whole pipeline on a generated catalogue (or --data): tokenizer, pretraining,
+    /// finetuning, evaluation against baselines, example recommendations.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,8 +120,23 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Prepare(p) => prepare::run(p),
         Command::Tokenizer(t) => tokenizer::run(t),
+        Command::Pretrain(a) => train_cmds::run_pretrain(a),
+        Command::Finetune(a) => train_cmds::run_finetune(a),
+        Command::Evaluate(a) => evaluate::run(a),
+        Command::EncodeItems(a) => encode_items::run(a),
+        Command::Recommend(a) => recommend::run(a),
+        Command::Plot(a) => plot_cmd::run(a),
+        Command::Demo(a) => demo::run(a),
     }
 }
 
+mod common;
+mod demo;
+mod encode_items;
+mod evaluate;
+mod plot;
+mod plot_cmd;
 mod prepare;
+mod recommend;
 mod tokenizer;
+mod train_cmds;

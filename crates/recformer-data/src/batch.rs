@@ -70,7 +70,12 @@ pub fn pad_batch(
     for seq in seqs {
         let pad = seq_len - seq.len();
         extend_padded(&mut batch.input_ids, &seq.input_ids, pad, pad_token_id);
-        extend_padded(&mut batch.token_type_ids, &seq.token_type_ids, pad, PAD_TOKEN_TYPE);
+        extend_padded(
+            &mut batch.token_type_ids,
+            &seq.token_type_ids,
+            pad,
+            PAD_TOKEN_TYPE,
+        );
         extend_padded(
             &mut batch.item_position_ids,
             &seq.item_position_ids,

@@ -88,7 +88,12 @@ mod tests {
         let base = RecformerDataConfig::default();
         assert_eq!(base, RecformerDataConfig::base());
         assert_eq!(
-            (base.max_attr_num, base.max_attr_length, base.max_item_embeddings, base.max_token_num),
+            (
+                base.max_attr_num,
+                base.max_attr_length,
+                base.max_item_embeddings,
+                base.max_token_num
+            ),
             (3, 32, 51, 1024)
         );
         assert_eq!(RecformerDataConfig::mini().max_token_num, 512);
@@ -106,6 +111,9 @@ mod tests {
     fn serde_roundtrip() {
         let cfg = RecformerDataConfig::mini();
         let text = serde_json::to_string(&cfg).unwrap();
-        assert_eq!(serde_json::from_str::<RecformerDataConfig>(&text).unwrap(), cfg);
+        assert_eq!(
+            serde_json::from_str::<RecformerDataConfig>(&text).unwrap(),
+            cfg
+        );
     }
 }

@@ -66,7 +66,10 @@ pub fn build_sequence_from_rows(
     cfg: &RecformerDataConfig,
 ) -> EncodedSequence {
     build_from_iter(
-        history_oldest_first.iter().rev().map(|&row| &catalogue[row]),
+        history_oldest_first
+            .iter()
+            .rev()
+            .map(|&row| &catalogue[row]),
         cls_token_id,
         cfg,
     )

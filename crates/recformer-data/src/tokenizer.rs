@@ -103,21 +103,18 @@ impl RecformerTokenizer {
         for path in [vocab_json, merges_txt] {
             std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         }
-        let bpe = BPE::from_file(
-            &vocab_json.to_string_lossy(),
-            &merges_txt.to_string_lossy(),
-        )
-        .build()
-        .map_err(|e| {
-            Error::tokenizer(
-                format!(
-                    "reading BPE files {} and {}",
-                    vocab_json.display(),
-                    merges_txt.display()
-                ),
-                e,
-            )
-        })?;
+        let bpe = BPE::from_file(&vocab_json.to_string_lossy(), &merges_txt.to_string_lossy())
+            .build()
+            .map_err(|e| {
+                Error::tokenizer(
+                    format!(
+                        "reading BPE files {} and {}",
+                        vocab_json.display(),
+                        merges_txt.display()
+                    ),
+                    e,
+                )
+            })?;
         let mut tokenizer = Tokenizer::new(bpe);
         tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
         tokenizer.with_decoder(Some(ByteLevel::new(false, true, true)));
@@ -238,7 +235,11 @@ impl RecformerTokenizer {
             .into_iter()
             .filter(|(_, t)| t.special)
             .map(|(id, _)| id)
-            .chain([Some(cls), Some(pad), Some(mask), sep, unk].into_iter().flatten())
+            .chain(
+                [Some(cls), Some(pad), Some(mask), sep, unk]
+                    .into_iter()
+                    .flatten(),
+            )
             .collect();
         special.sort_unstable();
         special.dedup();
@@ -437,7 +438,9 @@ mod tests {
 
     #[test]
     fn punctuation_matches_official_ranges() {
-        for c in ['!', '/', ':', '@', '[', '`', '{', '~', '<', '\u{2014}', '\u{00bf}'] {
+        for c in [
+            '!', '/', ':', '@', '[', '`', '{', '~', '<', '\u{2014}', '\u{00bf}',
+        ] {
             assert!(is_punctuation(c), "{c:?}");
         }
         for c in ['a', 'Z', '0', ' ', '\u{120}', '\u{e9}'] {

@@ -77,7 +77,9 @@ fn lines(report: &PrepareReport, issue: Issue) -> Vec<(String, u64)> {
     stats
         .examples
         .iter()
-        .map(|SourceLine { file, line }| (file.file_name().unwrap().to_string_lossy().into(), *line))
+        .map(|SourceLine { file, line }| {
+            (file.file_name().unwrap().to_string_lossy().into(), *line)
+        })
         .collect()
 }
 
@@ -89,7 +91,10 @@ fn lines(report: &PrepareReport, issue: Issue) -> Vec<(String, u64)> {
 /// meta_data.json holds every usable record; I1's repeat replaces the value in place.
 fn check_finetune_output(out: &Path, report: &PrepareReport, meta: &str, reviews: &str) {
     assert_eq!(read(out, "umap.json"), r#"{"U3": 0, "U1": 1}"#);
-    assert_eq!(read(out, "smap.json"), r#"{"I7": 0, "I6": 1, "I1": 2, "I2": 3, "I5": 4}"#);
+    assert_eq!(
+        read(out, "smap.json"),
+        r#"{"I7": 0, "I6": 1, "I1": 2, "I2": 3, "I5": 4}"#
+    );
     assert_eq!(read(out, "train.json"), r#"{"0": [2, 0], "1": [4, 3, 1]}"#);
     assert_eq!(read(out, "val.json"), r#"{"0": [1], "1": [2]}"#);
     assert_eq!(read(out, "test.json"), r#"{"0": [3], "1": [0]}"#);
@@ -117,7 +122,10 @@ fn check_finetune_output(out: &Path, report: &PrepareReport, meta: &str, reviews
     assert_eq!(lines(report, Issue::MissingOptional("brand")), [m(2), m(7)]);
     assert_eq!(lines(report, Issue::MissingOptional("category")), [m(7)]);
     assert_eq!(lines(report, Issue::DuplicateItem), [m(9)]);
-    assert_eq!(lines(report, Issue::MissingRequired("unixReviewTime")), [r(12)]);
+    assert_eq!(
+        lines(report, Issue::MissingRequired("unixReviewTime")),
+        [r(12)]
+    );
     assert_eq!(lines(report, Issue::MissingRequired("reviewerID")), [r(16)]);
     assert_eq!(report.skipped_records(), 7);
     assert_eq!(report.files.len(), 2);
@@ -145,7 +153,8 @@ fn finetune_from_plain_files() {
     );
     write_plain(&meta, FT_META);
     write_plain(&reviews, FT_REVIEWS);
-    let report = prepare_finetune(&reviews, &meta, &out, &PrepareFinetuneOptions::default()).unwrap();
+    let report =
+        prepare_finetune(&reviews, &meta, &out, &PrepareFinetuneOptions::default()).unwrap();
     check_finetune_output(&out, &report, "meta_Sci.json", "Sci_5.json");
 }
 
@@ -163,9 +172,12 @@ fn finetune_from_gzip_files_with_progress() {
     write_gz(&reviews, FT_REVIEWS);
     let events = std::cell::RefCell::new(Vec::new());
     let observer = |e: &ProgressEvent<'_>| {
-        events
-            .borrow_mut()
-            .push((e.file.to_path_buf(), e.bytes_read, e.total_bytes, e.finished))
+        events.borrow_mut().push((
+            e.file.to_path_buf(),
+            e.bytes_read,
+            e.total_bytes,
+            e.finished,
+        ))
     };
     let report = prepare_finetune_with_progress(
         &reviews,
@@ -187,16 +199,26 @@ fn finetune_from_gzip_files_with_progress() {
 #[test]
 fn truncated_gzip_is_an_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let (meta, reviews) = (dir.path().join("meta.json.gz"), dir.path().join("cut_5.json.gz"));
+    let (meta, reviews) = (
+        dir.path().join("meta.json.gz"),
+        dir.path().join("cut_5.json.gz"),
+    );
     write_plain(&meta, FT_META);
     let many: Vec<Vec<u8>> = (0..2000)
-        .map(|i| format!(r#"{{"reviewerID": "U{i}", "asin": "I1", "unixReviewTime": {i}}}"#).into_bytes())
+        .map(|i| {
+            format!(r#"{{"reviewerID": "U{i}", "asin": "I1", "unixReviewTime": {i}}}"#).into_bytes()
+        })
         .collect();
     let refs: Vec<&[u8]> = many.iter().map(Vec::as_slice).collect();
     let bytes = gz_bytes(&refs);
     std::fs::write(&reviews, &bytes[..bytes.len() / 2]).unwrap();
-    let err = prepare_finetune(&reviews, &meta, &dir.path().join("out"), &Default::default())
-        .unwrap_err();
+    let err = prepare_finetune(
+        &reviews,
+        &meta,
+        &dir.path().join("out"),
+        &Default::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::Gzip { .. }), "{err:?}");
     assert!(err.to_string().contains("cut_5.json.gz"), "{err}");
 }
@@ -205,8 +227,13 @@ fn truncated_gzip_is_an_error_naming_the_file() {
 fn missing_input_is_an_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.json");
-    let err = prepare_finetune(&missing, &missing, &dir.path().join("o"), &Default::default())
-        .unwrap_err();
+    let err = prepare_finetune(
+        &missing,
+        &missing,
+        &dir.path().join("o"),
+        &Default::default(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("nope.json"), "{err}");
 }
 
@@ -215,31 +242,49 @@ fn missing_input_is_an_error_naming_the_file() {
 fn finetune_user_sampling_is_seeded() {
     let dir = tempfile::tempdir().unwrap();
     let (meta, reviews) = (dir.path().join("meta.json"), dir.path().join("r.json"));
-    write_plain(&meta, &[br#"{"asin": "A", "title": "a"}"#, br#"{"asin": "B", "title": "b"}"#]);
+    write_plain(
+        &meta,
+        &[
+            br#"{"asin": "A", "title": "a"}"#,
+            br#"{"asin": "B", "title": "b"}"#,
+        ],
+    );
     let lines: Vec<Vec<u8>> = (0..400)
         .flat_map(|u| {
             (0..4).map(move |t| {
-                format!(r#"{{"reviewerID": "U{u}", "asin": "{}", "unixReviewTime": {t}}}"#, ["A", "B"][t % 2])
-                    .into_bytes()
+                format!(
+                    r#"{{"reviewerID": "U{u}", "asin": "{}", "unixReviewTime": {t}}}"#,
+                    ["A", "B"][t % 2]
+                )
+                .into_bytes()
             })
         })
         .collect();
-    write_plain(&reviews, &lines.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    write_plain(
+        &reviews,
+        &lines.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+    );
     let run = |seed, name: &str| {
         let out = dir.path().join(name);
-        let opts = PrepareFinetuneOptions { sample_users: Some(0.2), seed };
+        let opts = PrepareFinetuneOptions {
+            sample_users: Some(0.2),
+            seed,
+        };
         let report = prepare_finetune(&reviews, &meta, &out, &opts).unwrap();
         (report, read(&out, "umap.json"))
     };
     let (a, umap_a) = run(5, "a");
     let (b, umap_b) = run(5, "b");
-    let (c, umap_c) = run(6, "c");
+    let (_, umap_c) = run(6, "c");
     assert_eq!((a.users, &umap_a), (b.users, &umap_b));
     assert_ne!(umap_a, umap_c);
     assert_eq!(a.users + a.users_sampled_out, 400);
     assert!((40..=120).contains(&a.users), "{} users kept", a.users);
     assert_eq!(a.interactions, 4 * a.users);
-    let bad = PrepareFinetuneOptions { sample_users: Some(1.5), seed: 0 };
+    let bad = PrepareFinetuneOptions {
+        sample_users: Some(1.5),
+        seed: 0,
+    };
     assert!(prepare_finetune(&reviews, &meta, &dir.path().join("d"), &bad).is_err());
 }
 
@@ -311,7 +356,10 @@ fn pretrain_corpus_from_raw_files() {
             r#""E": {"title": "te", "brand": "x", "category": "Music"}}"#
         )
     );
-    assert_eq!(read(&out, "train.json"), r#"[["E", "A", "B"], ["A"], ["A"], ["B"]]"#);
+    assert_eq!(
+        read(&out, "train.json"),
+        r#"[["E", "A", "B"], ["A"], ["A"], ["B"]]"#
+    );
     assert_eq!(read(&out, "dev.json"), r#"[["E"], ["E", "A"]]"#);
     assert_eq!((report.users, report.dev_sequences), (6, 2));
     assert_eq!((report.items, report.interactions), (3, 9));
@@ -330,9 +378,18 @@ fn pretrain_corpus_from_raw_files() {
 #[test]
 fn pretrain_load_rejects_unknown_items() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("meta_data.json"), r#"{"A": {"title": "a"}}"#).unwrap();
+    std::fs::write(
+        dir.path().join("meta_data.json"),
+        r#"{"A": {"title": "a"}}"#,
+    )
+    .unwrap();
     std::fs::write(dir.path().join("train.json"), r#"[["A", "Z"]]"#).unwrap();
     std::fs::write(dir.path().join("dev.json"), r#"[]"#).unwrap();
     let err = PretrainCorpus::load(dir.path()).unwrap_err().to_string();
-    assert!(err.contains("train.json") && err.contains("\"Z\"") && err.contains("sequence 0, position 1"), "{err}");
+    assert!(
+        err.contains("train.json")
+            && err.contains("\"Z\"")
+            && err.contains("sequence 0, position 1"),
+        "{err}"
+    );
 }

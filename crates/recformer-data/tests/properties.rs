@@ -28,7 +28,10 @@ fn tokenizer() -> &'static RecformerTokenizer {
 fn wp_len(text: &str) -> usize {
     text.split_whitespace()
         .map(|word| {
-            match ["title", "brand", "category"].iter().find(|k| word.starts_with(*k)) {
+            match ["title", "brand", "category"]
+                .iter()
+                .find(|k| word.starts_with(*k))
+            {
                 Some(k) => 1 + word.len() - k.len(),
                 None => word.len(),
             }
@@ -209,7 +212,10 @@ fn fifty_item_cap_with_base_config() {
     assert_eq!(seq.len(), 51);
     assert_eq!(seq.input_ids[1], 159, "newest item first");
     assert_eq!(seq.input_ids[50], 110, "the 50th most recent item is last");
-    assert_eq!(seq.item_position_ids[1..], (1..=50).collect::<Vec<u32>>()[..]);
+    assert_eq!(
+        seq.item_position_ids[1..],
+        (1..=50).collect::<Vec<u32>>()[..]
+    );
 }
 
 /// The 1024-token budget cuts the oldest kept item mid-way (96-token items: 10 whole + 63).
@@ -226,6 +232,9 @@ fn token_budget_cuts_oldest_item() {
     let seq = build_sequence(&refs, 0, &cfg);
     assert_eq!(seq.len(), 1024);
     assert_eq!(*seq.item_position_ids.last().unwrap(), 11);
-    assert_eq!(seq.item_position_ids.iter().filter(|&&p| p == 11).count(), 1023 - 960);
+    assert_eq!(
+        seq.item_position_ids.iter().filter(|&&p| p == 11).count(),
+        1023 - 960
+    );
     assert_eq!(*seq.input_ids.last().unwrap(), 1000 + 20 - 11);
 }

@@ -3,12 +3,11 @@
 
 mod common;
 
-
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use recformer_data::{
-    build_sequence_from_rows, mask_mlm, pad_batch, FinetuneDataset, MlmConfig,
-    RecformerDataConfig, Split, TokenizerKind, IGNORE_LABEL,
+    build_sequence_from_rows, mask_mlm, pad_batch, FinetuneDataset, MlmConfig, RecformerDataConfig,
+    Split, TokenizerKind, IGNORE_LABEL,
 };
 
 /// Expected ids were derived without this crate or any tokenizer library:
@@ -24,9 +23,9 @@ const ROBERTA_ITEMS: &[(&str, &[u32], &[u32])] = &[
         "0",
         &[
             14691, 10466, 4794, 673, 6178, 510, 401, 8136, 857, 73, 15791, 1043, 7852, 6206, 2776,
-            12797, 19, 1764, 207, 30899, 11677, 6623, 3407, 4, 11638, 104, 18696, 196, 7545,
-            21214, 944, 482, 603, 4, 42747, 36926, 13700, 359, 17141, 6741, 29352, 44893, 39320,
-            5133, 1043, 9314,
+            12797, 19, 1764, 207, 30899, 11677, 6623, 3407, 4, 11638, 104, 18696, 196, 7545, 21214,
+            944, 482, 603, 4, 42747, 36926, 13700, 359, 17141, 6741, 29352, 44893, 39320, 5133,
+            1043, 9314,
         ],
         &[
             1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 2, 2, 2, 2,
@@ -66,8 +65,8 @@ const ROBERTA_ITEMS: &[(&str, &[u32], &[u32])] = &[
         &[
             14691, 32686, 368, 45650, 5344, 30, 344, 574, 5264, 12, 83, 36338, 4846, 7, 21898, 6,
             17091, 359, 9722, 19685, 10, 7406, 636, 11251, 23304, 3037, 1043, 1120, 4, 41549, 11,
-            110, 11638, 32686, 2723, 1073, 42747, 36926, 13700, 359, 17141, 24869, 5033, 1309,
-            359, 5264, 9467, 5264, 26855, 359, 4313, 1536, 26855,
+            110, 11638, 32686, 2723, 1073, 42747, 36926, 13700, 359, 17141, 24869, 5033, 1309, 359,
+            5264, 9467, 5264, 26855, 359, 4313, 1536, 26855,
         ],
         &[
             1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
@@ -113,7 +112,9 @@ fn load_scientific(data: &std::path::Path) -> FinetuneDataset {
 
 #[test]
 fn roberta_special_tokens_and_real_items() {
-    let Some(data) = common::data_dir() else { return };
+    let Some(data) = common::data_dir() else {
+        return;
+    };
     let tok = common::roberta(&data);
     assert_eq!(tok.kind(), TokenizerKind::ByteLevelBpe);
     assert_eq!(tok.vocab_size(), 50265);
@@ -135,7 +136,9 @@ fn roberta_special_tokens_and_real_items() {
 
 #[test]
 fn bert_special_tokens_and_real_items() {
-    let Some(data) = common::data_dir() else { return };
+    let Some(data) = common::data_dir() else {
+        return;
+    };
     let tok = common::bert(&data);
     assert_eq!(tok.kind(), TokenizerKind::WordPiece);
     assert_eq!(tok.vocab_size(), 30522);
@@ -155,7 +158,9 @@ fn bert_special_tokens_and_real_items() {
 
 #[test]
 fn tokenizer_json_roundtrip_matches_vocab_files() {
-    let Some(data) = common::data_dir() else { return };
+    let Some(data) = common::data_dir() else {
+        return;
+    };
     let ds = load_scientific(&data);
     let cfg = RecformerDataConfig::base();
     let items = &ds.items[..200];
@@ -175,15 +180,27 @@ fn tokenizer_json_roundtrip_matches_vocab_files() {
 
 #[test]
 fn finetune_dataset_scientific() {
-    let Some(data) = common::data_dir() else { return };
+    let Some(data) = common::data_dir() else {
+        return;
+    };
     let ds = load_scientific(&data);
     assert_eq!(ds.num_users(), 8317);
     assert_eq!(ds.num_items(), 4344);
     assert_eq!(ds.num_interactions(), 58_492);
-    assert_eq!((ds.train.len(), ds.val.len(), ds.test.len()), (8317, 8317, 8317));
-    assert_eq!(ds.items[0].title(), "SUPCO SPP6 Relay/Capacitor Hard Start Kit with 500% Increase Starting Torque.");
     assert_eq!(
-        ds.items[0].attrs.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        (ds.train.len(), ds.val.len(), ds.test.len()),
+        (8317, 8317, 8317)
+    );
+    assert_eq!(
+        ds.items[0].title(),
+        "SUPCO SPP6 Relay/Capacitor Hard Start Kit with 500% Increase Starting Torque."
+    );
+    assert_eq!(
+        ds.items[0]
+            .attrs
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>(),
         ["title", "brand", "category"]
     );
     assert_eq!(ds.train[&0], vec![0, 1, 2, 3, 4, 5, 6]);
@@ -204,7 +221,9 @@ fn finetune_dataset_scientific() {
 
 #[test]
 fn catalogue_is_parallel_and_ordered() {
-    let Some(data) = common::data_dir() else { return };
+    let Some(data) = common::data_dir() else {
+        return;
+    };
     let tok = common::roberta(&data);
     let ds = load_scientific(&data);
     let cfg = RecformerDataConfig::base();
@@ -230,7 +249,9 @@ fn catalogue_is_parallel_and_ordered() {
 /// first token and pads never, and the rates are 15% / 80-10-10.
 #[test]
 fn mlm_whole_words_on_real_tokens() {
-    let Some(data) = common::data_dir() else { return };
+    let Some(data) = common::data_dir() else {
+        return;
+    };
     let tok = common::roberta(&data);
     let ds = load_scientific(&data);
     let cfg = RecformerDataConfig::base();
@@ -251,7 +272,10 @@ fn mlm_whole_words_on_real_tokens() {
             let labels = &out.labels[row.clone()];
             assert_eq!(labels[0], IGNORE_LABEL);
             let len = batch.row_len(r);
-            assert!(labels[len..].iter().all(|&l| l == IGNORE_LABEL), "pads never labelled");
+            assert!(
+                labels[len..].iter().all(|&l| l == IGNORE_LABEL),
+                "pads never labelled"
+            );
             real += len - 1;
             for i in 1..len {
                 if labels[i] != IGNORE_LABEL {

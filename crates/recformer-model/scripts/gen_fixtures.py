@@ -22,6 +22,7 @@ Outputs (in `crates/recformer-model/tests/fixtures/`, a few hundred KB in all):
 - `pretraining.safetensors`          the same tensors as safetensors
 - `model.bin`                        torch.save(RecformerModel.state_dict())           (`embeddings.*` + `encoder.*`)
 - `seqrec.bin`                       `longformer.*` + `item_embedding.weight`          (RecformerForSeqRec style)
+- `seqrec_item_embedding.safetensors` the expected `item_embedding.weight` of `seqrec.bin`
 - `case_<name>.safetensors`          inputs (int64) and expected outputs (f32) for each input case
 - `versions.json`                    python/torch/transformers versions, seed, cases
 """
@@ -306,6 +307,7 @@ def main() -> None:
     model = RecformerForPretraining(config)
     randomise(model, generator)
     model.eval()
+    item_embedding = 0.5 * torch.randn(ITEM_NUM, CONFIG["hidden_size"], generator=generator)
 
     # Input cases: padding, several item counts, lengths not multiple of the window (4), a padded-away
     # row whose length is a multiple of the window, and a case with no window padding at all.
@@ -340,8 +342,9 @@ def main() -> None:
     save_file({k: v.clone().contiguous() for k, v in pre_sd.items()}, str(FIXTURES / "pretraining.safetensors"))
     torch.save(model.longformer.state_dict(), FIXTURES / "model.bin")
     seqrec_sd = {k: v for k, v in pre_sd.items() if k.startswith("longformer.")}
-    seqrec_sd["item_embedding.weight"] = 0.5 * torch.randn(ITEM_NUM, CONFIG["hidden_size"], generator=generator)
+    seqrec_sd["item_embedding.weight"] = item_embedding
     torch.save(seqrec_sd, FIXTURES / "seqrec.bin")
+    save_file({"item_embedding": item_embedding.contiguous()}, str(FIXTURES / "seqrec_item_embedding.safetensors"))
 
     with open(FIXTURES / "config.json", "w") as f:
         json.dump(CONFIG, f, indent=2)

@@ -6,7 +6,7 @@ use burn::tensor::activation::gelu;
 use burn::tensor::{backend::Backend, Tensor};
 
 use crate::config::RecformerConfig;
-use crate::init::linear;
+use crate::init::{linear, materialize};
 use crate::input::{RecformerInput, RecformerModelOutput};
 use crate::model::RecformerModel;
 
@@ -25,8 +25,13 @@ pub struct LongformerLMHead<B: Backend> {
 }
 
 impl<B: Backend> LongformerLMHead<B> {
-    /// Random init (normal weights, zero biases).
+    /// Random init (normal weights, zero biases), materialised.
     pub fn init(config: &RecformerConfig, device: &B::Device) -> Self {
+        materialize(Self::init_lazy(config, device))
+    }
+
+    /// Random init with lazy parameters.
+    pub(crate) fn init_lazy(config: &RecformerConfig, device: &B::Device) -> Self {
         let h = config.hidden_size;
         let std = config.initializer_range;
         Self {

@@ -26,3 +26,15 @@ pub(crate) fn linear<B: Backend>(
     }
     layer
 }
+
+/// Forces every lazily initialised parameter. Burn params are lazy and a clone of an
+/// uninitialised param draws its own values, so `model.clone()` of a fresh random model would
+/// otherwise give a *different* model. The default `map_float` consumes (initialises) each param.
+struct Materialize;
+
+impl<B: Backend> burn::module::ModuleMapper<B> for Materialize {}
+
+/// Initialises all parameters of `module` now (see [`Materialize`]).
+pub(crate) fn materialize<B: Backend, M: burn::module::Module<B>>(module: M) -> M {
+    module.map(&mut Materialize)
+}

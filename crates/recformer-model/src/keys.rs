@@ -20,6 +20,28 @@ pub fn hf_to_burn(key: &str) -> String {
         .replace(".self.", ".self_attn.")
 }
 
+/// Burn parameter path (module path with LayerNorm `gamma`/`beta`) for an HF key of the model
+/// (`layer_norm_module = "LayerNorm"`) or of the MLM head (`"layer_norm"`, keys without `lm_head.`).
+pub fn burn_param_path(hf_key: &str) -> String {
+    let path = hf_to_burn(hf_key);
+    match path.rsplit_once('.') {
+        Some((module, "weight")) if module.ends_with("layer_norm") => format!("{module}.gamma"),
+        Some((module, "bias")) if module.ends_with("layer_norm") => format!("{module}.beta"),
+        _ => path,
+    }
+}
+
+/// Inverse of [`burn_param_path`] for a model path: LayerNorm `gamma`/`beta` -> `weight`/`bias`,
+/// then [`burn_to_hf`].
+pub fn hf_key_of_param(burn_path: &str) -> String {
+    let path = match burn_path.rsplit_once('.') {
+        Some((module, "gamma")) => format!("{module}.weight"),
+        Some((module, "beta")) => format!("{module}.bias"),
+        _ => burn_path.to_string(),
+    };
+    burn_to_hf(&path)
+}
+
 /// Burn module path of [`RecformerModel`](crate::RecformerModel) -> HF key (without prefix).
 pub fn burn_to_hf(path: &str) -> String {
     path.replace(".layer_norm.", ".LayerNorm.")
@@ -101,6 +123,14 @@ mod tests {
             hf_to_burn("encoder.layer.0.attention.output.LayerNorm.bias"),
             "encoder.layer.0.attention.output.layer_norm.bias"
         );
+        assert_eq!(
+            burn_param_path("embeddings.LayerNorm.weight"),
+            "embeddings.layer_norm.gamma"
+        );
+        assert_eq!(burn_param_path("layer_norm.bias"), "layer_norm.beta");
+        for key in model_key_shapes(&RecformerConfig::tiny()).keys() {
+            assert_eq!(&hf_key_of_param(&burn_param_path(key)), key);
+        }
     }
 
     #[test]

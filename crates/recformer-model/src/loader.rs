@@ -18,11 +18,11 @@
 //! Tolerated: the `embeddings.position_ids` buffer, and `lm_head.decoder.bias` next to `lm_head.bias`
 //! (one tied parameter; both must then be equal).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::rc::Rc;
 
-use burn::module::{Module, ParamId};
+use burn::module::ParamId;
 use burn::tensor::{backend::Backend, DType, Tensor, TensorData};
 use burn_store::{
     BurnToPyTorchAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore,
@@ -32,7 +32,7 @@ use burn_store::{
 use crate::config::RecformerConfig;
 use crate::error::{Error, Result, ShapeMismatch};
 use crate::heads::LongformerLMHead;
-use crate::keys::{burn_to_hf, hf_to_burn, lm_head_key_shapes, model_key_shapes};
+use crate::keys::{burn_param_path, hf_key_of_param, lm_head_key_shapes, model_key_shapes};
 use crate::model::RecformerModel;
 
 /// Key prefix convention of a checkpoint.
@@ -225,16 +225,18 @@ pub fn load_checkpoint<B: Backend>(
     let mut item_entry: Option<&TensorSnapshot> = None;
     let mut unexpected = Vec::new();
     for (key, snapshot) in &snapshots {
-        if let Some(rest) = key.strip_prefix(model_prefix)
-            && (model_shapes.contains_key(rest) || rest == POSITION_IDS)
-        {
+        let model_key = key
+            .strip_prefix(model_prefix)
+            .filter(|rest| model_shapes.contains_key(*rest) || *rest == POSITION_IDS);
+        let lm_key = key.strip_prefix("lm_head.").filter(|rest| {
+            prefix != CheckpointPrefix::Model
+                && (lm_shapes.contains_key(*rest) || *rest == "decoder.bias")
+        });
+        if let Some(rest) = model_key {
             if rest != POSITION_IDS {
                 model_entries.insert(rest, snapshot);
             }
-        } else if let Some(rest) = key.strip_prefix("lm_head.")
-            && prefix != CheckpointPrefix::Model
-            && (lm_shapes.contains_key(rest) || rest == "decoder.bias")
-        {
+        } else if let Some(rest) = lm_key {
             lm_entries.insert(rest, snapshot);
         } else if key == ITEM_EMBEDDING && prefix == CheckpointPrefix::SeqRec {
             item_entry = Some(snapshot);
@@ -250,7 +252,8 @@ pub fn load_checkpoint<B: Backend>(
     }
 
     // The tied MLM bias: keep one copy.
-    match (lm_entries.get("bias"), lm_entries.remove("decoder.bias")) {
+    let decoder_bias = lm_entries.remove("decoder.bias");
+    match (lm_entries.get("bias").copied(), decoder_bias) {
         (Some(bias), Some(decoder_bias)) => {
             if !tensors_equal(bias, decoder_bias, path)? {
                 return Err(Error::TiedBiasMismatch {
@@ -319,17 +322,20 @@ pub fn load_checkpoint<B: Backend>(
         });
     }
 
-    let mut model = RecformerModel::<B>::init(config, device);
+    let mut model = RecformerModel::<B>::init_lazy(config, device);
     let dtype = model.embeddings.word_embeddings.weight.val().dtype();
     let model_snapshots = model_entries
         .iter()
-        .map(|(k, s)| renamed(s, &hf_to_burn(k), dtype))
+        .map(|(k, s)| renamed(s, &burn_param_path(k), dtype))
         .collect();
     apply_all(&mut model, model_snapshots, path)?;
 
     let lm_head = if want_lm {
-        let mut head = LongformerLMHead::<B>::init(config, device);
-        let lm_snapshots = lm_entries.iter().map(|(k, s)| renamed(s, k, dtype)).collect();
+        let mut head = LongformerLMHead::<B>::init_lazy(config, device);
+        let lm_snapshots = lm_entries
+            .iter()
+            .map(|(k, s)| renamed(s, &burn_param_path(k), dtype))
+            .collect();
         apply_all(&mut head, lm_snapshots, path)?;
         Some(head)
     } else {
@@ -417,9 +423,9 @@ pub fn save_safetensors<B: Backend>(
         ""
     };
     let mut tensors: Vec<(String, TensorData)> = Vec::new();
-    collect_hf(model, |p| format!("{prefix}{}", burn_to_hf(p)), &mut tensors, path)?;
+    collect_hf(model, |p| format!("{prefix}{}", hf_key_of_param(p)), &mut tensors, path)?;
     if let Some(head) = lm_head {
-        collect_hf(head, |p| format!("lm_head.{p}"), &mut tensors, path)?;
+        collect_hf(head, |p| format!("lm_head.{}", hf_key_of_param(p)), &mut tensors, path)?;
         tensors.push((
             "lm_head.decoder.bias".into(),
             head.bias.val().into_data().convert::<f32>(),
@@ -445,12 +451,7 @@ pub fn save_safetensors<B: Backend>(
         path: path.to_path_buf(),
         source,
     })?;
-    let names: BTreeSet<&str> = tensors.iter().map(|(k, _)| k.as_str()).collect();
-    log::info!("saved {} tensors to {}", names.len(), path.display());
+    log::info!("saved {} tensors to {}", tensors.len(), path.display());
     Ok(())
 }
 
-/// Number of parameters of a module (re-exported helper for reports).
-pub fn num_params<B: Backend, M: Module<B>>(module: &M) -> usize {
-    module.num_params()
-}

@@ -7,6 +7,7 @@ use crate::attention::{AttentionImpl, AttentionMasks};
 use crate::config::RecformerConfig;
 use crate::embeddings::RecformerEmbeddings;
 use crate::encoder::LongformerEncoder;
+use crate::init::materialize;
 use crate::input::{RecformerInput, RecformerModelOutput};
 
 /// The RecFormer encoder. Its pooler (`cls`: last-layer first token) has no parameters.
@@ -25,8 +26,14 @@ pub struct RecformerModel<B: Backend> {
 }
 
 impl<B: Backend> RecformerModel<B> {
-    /// Random init (see [`RecformerConfig::init_model`]).
+    /// Random init (see [`RecformerConfig::init_model`]). All parameters are materialised, so
+    /// clones share the same values.
     pub fn init(config: &RecformerConfig, device: &B::Device) -> Self {
+        materialize(Self::init_lazy(config, device))
+    }
+
+    /// Random init with Burn's lazy parameters (cheap when the values are overwritten by a loader).
+    pub(crate) fn init_lazy(config: &RecformerConfig, device: &B::Device) -> Self {
         Self {
             embeddings: RecformerEmbeddings::init(config, device),
             encoder: LongformerEncoder::init(config, device),

@@ -69,12 +69,12 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /* /// An error from the data crate.
+    /// An error from the data crate.
     #[error(transparent)]
     Data(#[from] recformer_data::Error),
     /// An error from the model crate.
     #[error(transparent)]
-    Model(#[from] recformer_model::Error), */
+    Model(#[from] recformer_model::Error),
 }
 
 /// Result alias of this crate.

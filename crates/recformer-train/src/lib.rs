@@ -3,16 +3,37 @@
 //!
 //! Training code is generic over `B: AutodiffBackend`, evaluation over `B: Backend`.
 //! The library prints nothing: long-running work reports through [`progress::Progress`].
+//!
+//! Entry points: [`pretrain::pretrain`], [`finetune::finetune`], [`evaluate::evaluate`] /
+//! [`finetune::evaluate_split`], [`encode::encode_all_items`].
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod config;
+pub mod encode;
 pub mod error;
+pub mod evaluate;
+pub mod finetune;
+pub mod inputs;
+pub mod loss;
 pub mod metrics;
 pub mod optim;
+pub mod pretrain;
 pub mod progress;
-pub mod rng;
+pub mod run_dir;
 pub mod schedule;
+pub mod seeds;
+pub mod stepper;
 
+pub use config::{FinetuneConfig, FinetuneVariant, PretrainConfig};
+pub use encode::encode_all_items;
 pub use error::{Error, Result};
+pub use evaluate::{evaluate, EvalOptions, Evaluation};
+pub use finetune::{
+    finetune, FinetuneData, FinetuneOutcome, FinetuneResult, FinetuneState, RunControl,
+};
+pub use inputs::InputBuilder;
 pub use metrics::Metrics;
+pub use pretrain::{pretrain, PretrainData, PretrainOutcome, PretrainState};
 pub use progress::{MetricsEvent, NoProgress, Progress};
+pub use run_dir::RunDir;

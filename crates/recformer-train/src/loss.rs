@@ -12,19 +12,10 @@
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use recformer_model::LongformerLMHead;
+use recformer_model::{l2_normalize, LongformerLMHead};
 
 /// Label value ignored by the MLM loss (PyTorch's `ignore_index`).
 pub const IGNORE_INDEX: i64 = -100;
-
-/// Row-wise L2 normalisation `x / max(‖x‖, 1e-8)` (the `eps` of `nn.CosineSimilarity`).
-///
-/// # Shapes
-/// `[N, H] -> [N, H]`
-pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-8);
-    x / norm
-}
 
 /// Cross-entropy (mean) of `logits` against `labels`, ignoring [`IGNORE_INDEX`].
 ///

@@ -143,16 +143,13 @@ fn invert_ids(path: &Path, map: serde_json::Map<String, serde_json::Value>) -> R
     let n = map.len();
     let mut keys: Vec<Option<String>> = vec![None; n];
     for (key, id) in map {
-        let id = id
-            .as_u64()
-            .filter(|&id| (id as usize) < n)
-            .ok_or_else(|| {
-                Error::format(
-                    path,
-                    format!("key {key:?}"),
-                    format!("id {id} is not an integer in 0..{n}"),
-                )
-            })? as usize;
+        let id = id.as_u64().filter(|&id| (id as usize) < n).ok_or_else(|| {
+            Error::format(
+                path,
+                format!("key {key:?}"),
+                format!("id {id} is not an integer in 0..{n}"),
+            )
+        })? as usize;
         if let Some(other) = &keys[id] {
             return Err(Error::format(
                 path,

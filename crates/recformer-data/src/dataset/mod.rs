@@ -24,7 +24,10 @@ pub(crate) fn read_meta(path: &Path) -> Result<Vec<(String, ItemMeta)>> {
             return Err(Error::format(
                 path,
                 format!("item {key:?}"),
-                format!("expected an object of attributes, found {}", kind_of(&attrs)),
+                format!(
+                    "expected an object of attributes, found {}",
+                    kind_of(&attrs)
+                ),
             ));
         };
         let mut meta = ItemMeta {

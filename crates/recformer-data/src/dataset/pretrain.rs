@@ -45,12 +45,14 @@ impl PretrainCorpus {
                     seq.into_iter()
                         .enumerate()
                         .map(|(p, key)| {
-                            rows.get(key.as_str()).copied().ok_or_else(|| Error::UnknownItem {
-                                path: path.clone(),
-                                location: format!("sequence {s}, position {p}"),
-                                key,
-                                meta: meta_path.clone(),
-                            })
+                            rows.get(key.as_str())
+                                .copied()
+                                .ok_or_else(|| Error::UnknownItem {
+                                    path: path.clone(),
+                                    location: format!("sequence {s}, position {p}"),
+                                    key,
+                                    meta: meta_path.clone(),
+                                })
                         })
                         .collect()
                 })

@@ -40,7 +40,7 @@ impl Sequences {
     }
 
     /// Sorted by `(time, asin)` and turned into asin strings.
-    fn finish<'a>(self, names: &'a [String]) -> Vec<Vec<&'a str>> {
+    fn finish(self, names: &[String]) -> Vec<Vec<&str>> {
         self.seqs
             .into_iter()
             .map(|mut seq| {
@@ -48,7 +48,9 @@ impl Sequences {
                     a.0.cmp(&b.0)
                         .then_with(|| names[a.1 as usize].cmp(&names[b.1 as usize]))
                 });
-                seq.into_iter().map(|(_, a)| names[a as usize].as_str()).collect()
+                seq.into_iter()
+                    .map(|(_, a)| names[a as usize].as_str())
+                    .collect()
             })
             .collect()
     }

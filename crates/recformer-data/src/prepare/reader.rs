@@ -72,7 +72,10 @@ impl<'p> LineReader<'p> {
                 count: bytes.clone(),
             },
         );
-        let gzip = raw.fill_buf().map_err(|e| Error::io(path, e))?.starts_with(&[0x1f, 0x8b]);
+        let gzip = raw
+            .fill_buf()
+            .map_err(|e| Error::io(path, e))?
+            .starts_with(&[0x1f, 0x8b]);
         let inner: Box<dyn BufRead> = if gzip {
             Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(raw)))
         } else {

@@ -123,22 +123,46 @@ mod tests {
         assert_eq!(rec.item, ItemMeta::new("", "", ""));
         assert_eq!(
             w,
-            [Issue::MissingOptional("brand"), Issue::MissingOptional("category")]
+            [
+                Issue::MissingOptional("brand"),
+                Issue::MissingOptional("category")
+            ]
         );
         w.clear();
-        let rec = parse_meta(br#"{"asin": "A3", "title": "t", "brand": 5, "category": "x"}"#, &mut w);
+        let rec = parse_meta(
+            br#"{"asin": "A3", "title": "t", "brand": 5, "category": "x"}"#,
+            &mut w,
+        );
         assert!(rec.is_ok());
         assert_eq!(
             w,
-            [Issue::InvalidOptional("brand"), Issue::InvalidOptional("category")]
+            [
+                Issue::InvalidOptional("brand"),
+                Issue::InvalidOptional("category")
+            ]
         );
 
         let skip = |line: &[u8]| parse_meta(line, &mut Vec::new()).err();
-        assert_eq!(skip(br#"{"asin": "A4"}"#), Some(Issue::MissingRequired("title")));
-        assert_eq!(skip(br#"{"asin": "A4", "title": null}"#), Some(Issue::MissingRequired("title")));
-        assert_eq!(skip(br#"{"asin": "A4", "title": ["x"]}"#), Some(Issue::InvalidRequired("title")));
-        assert_eq!(skip(br#"{"title": "x"}"#), Some(Issue::MissingRequired("asin")));
-        assert_eq!(skip(br#"{"asin": "A5", "title": "x""#), Some(Issue::BadJson));
+        assert_eq!(
+            skip(br#"{"asin": "A4"}"#),
+            Some(Issue::MissingRequired("title"))
+        );
+        assert_eq!(
+            skip(br#"{"asin": "A4", "title": null}"#),
+            Some(Issue::MissingRequired("title"))
+        );
+        assert_eq!(
+            skip(br#"{"asin": "A4", "title": ["x"]}"#),
+            Some(Issue::InvalidRequired("title"))
+        );
+        assert_eq!(
+            skip(br#"{"title": "x"}"#),
+            Some(Issue::MissingRequired("asin"))
+        );
+        assert_eq!(
+            skip(br#"{"asin": "A5", "title": "x""#),
+            Some(Issue::BadJson)
+        );
         assert_eq!(skip(br#"["A5", "x"]"#), Some(Issue::BadJson));
         assert_eq!(skip(b""), Some(Issue::BadJson));
         assert_eq!(skip(b"{\"asin\": \"\xff\"}"), Some(Issue::NonUtf8));
@@ -146,11 +170,18 @@ mod tests {
 
     #[test]
     fn review_fields() {
-        let r = parse_review(br#"{"reviewerID": "U", "asin": "A", "unixReviewTime": 12, "overall": 5.0}"#).unwrap();
-        assert_eq!((r.user.as_str(), r.asin.as_str(), r.time), ("U", "A", Ok(12)));
+        let r = parse_review(
+            br#"{"reviewerID": "U", "asin": "A", "unixReviewTime": 12, "overall": 5.0}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.user.as_str(), r.asin.as_str(), r.time),
+            ("U", "A", Ok(12))
+        );
         let r = parse_review(br#"{"reviewerID": "U", "asin": "A"}"#).unwrap();
         assert_eq!(r.time, Err(Issue::MissingRequired("unixReviewTime")));
-        let r = parse_review(br#"{"reviewerID": "U", "asin": "A", "unixReviewTime": "12"}"#).unwrap();
+        let r =
+            parse_review(br#"{"reviewerID": "U", "asin": "A", "unixReviewTime": "12"}"#).unwrap();
         assert_eq!(r.time, Err(Issue::InvalidRequired("unixReviewTime")));
         assert_eq!(
             parse_review(br#"{"asin": "A", "unixReviewTime": 1}"#).err(),

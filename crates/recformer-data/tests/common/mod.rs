@@ -39,10 +39,12 @@ pub fn bert(data: &Path) -> RecformerTokenizer {
 /// the Amazon keys, every lower-case letter, every `##letter`, and `w0`..`w{n_words}`.
 /// A lower-case word of `k` letters is `k` tokens; `wN` is one token.
 pub fn tiny_wordpiece(dir: &Path, n_words: usize) -> RecformerTokenizer {
-    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "title", "brand", "category"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut vocab: Vec<String> = [
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "title", "brand", "category",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     for c in 'a'..='z' {
         vocab.push(c.to_string());
     }

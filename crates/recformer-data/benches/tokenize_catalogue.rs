@@ -1,0 +1,49 @@
+//! Tokenising the whole Scientific catalogue (4,344 items) with `encode_catalogue` (rayon),
+//! RoBERTa byte-level BPE and BERT WordPiece. Needs the shared data (`$RECFORMER_DATA_DIR` or
+//! `../shared/data`).
+
+use std::path::{Path, PathBuf};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use recformer_data::{FinetuneDataset, RecformerDataConfig, RecformerTokenizer};
+
+fn data_dir() -> PathBuf {
+    let dir = std::env::var_os("RECFORMER_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    assert!(
+        dir.join("scientific-recformer").is_dir(),
+        "shared data not found at {}: set RECFORMER_DATA_DIR",
+        dir.display()
+    );
+    dir
+}
+
+fn bench(c: &mut Criterion) {
+    let data = data_dir();
+    let ds = FinetuneDataset::load(&data.join("scientific-recformer")).unwrap();
+    let mut group = c.benchmark_group("tokenize_catalogue_scientific");
+    group.throughput(Throughput::Elements(ds.items.len() as u64));
+    group.sample_size(20);
+    for (name, dir, cfg) in [
+        (
+            "roberta-base",
+            "tokenizers/roberta-base",
+            RecformerDataConfig::base(),
+        ),
+        (
+            "bert-base-uncased",
+            "tokenizers/bert-base-uncased",
+            RecformerDataConfig::mini(),
+        ),
+    ] {
+        let tok = RecformerTokenizer::from_dir(&data.join(dir)).unwrap();
+        group.bench_function(name, |b| {
+            b.iter(|| tok.encode_catalogue(&ds.items, &cfg).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,250 @@
+//! Model invariants on random-init tiny models: banded attention == dense oracle, padding does not
+//! change real tokens, non-CLS global patterns, MLM rows, similarity, autodiff, parameter counts.
+
+mod common;
+
+use burn::module::{AutodiffModule, Module};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use common::assert_close;
+use recformer_model::backend::{Cpu, CpuAutodiff};
+use recformer_model::{
+    cosine_logits, l2_normalize, AttentionImpl, RecformerConfig, RecformerInput, RecformerModel,
+};
+
+type B = Cpu;
+
+fn config(window: usize, layers: usize) -> RecformerConfig {
+    RecformerConfig {
+        num_hidden_layers: layers,
+        attention_window: vec![window; layers],
+        max_position_embeddings: 80,
+        max_token_num: 64,
+        initializer_range: 0.3,
+        ..RecformerConfig::tiny()
+    }
+}
+
+/// RecFormer-shaped batch: `<s>` first (global), random tokens, right padding to the longest row.
+fn batch_on<BB: Backend>(lengths: &[usize], config: &RecformerConfig, seed: u64) -> RecformerInput<BB> {
+    let device = Default::default();
+    let max_len = *lengths.iter().max().unwrap();
+    let pad = config.pad_token_id as i64;
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = |m: u64| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) % m
+    };
+    let (mut ids, mut mask, mut types, mut items) = (vec![], vec![], vec![], vec![]);
+    for &len in lengths {
+        for t in 0..max_len {
+            let real = t < len;
+            ids.push(if t == 0 { 0 } else if real { 3 + next(config.vocab_size as u64 - 3) as i64 } else { pad });
+            mask.push(real as i64);
+            types.push(if t == 0 { 0 } else if real { 1 + (t % 2) as i64 } else { 3 });
+            items.push(if t == 0 { 0 } else if real { 1 + ((t - 1) / 4).min(4) as i64 } else { 5 });
+        }
+    }
+    let t = |v: Vec<i64>| Tensor::<BB, 2, Int>::from_data(TensorData::new(v, [lengths.len(), max_len]), &device);
+    RecformerInput::with_cls_global(t(ids), t(mask), t(types), t(items))
+}
+
+fn batch(lengths: &[usize], config: &RecformerConfig, seed: u64) -> RecformerInput<B> {
+    batch_on::<B>(lengths, config, seed)
+}
+
+fn forward(model: &RecformerModel<B>, input: RecformerInput<B>, imp: AttentionImpl) -> (TensorData, TensorData) {
+    let out = model.clone().with_attention_impl(imp).forward(input);
+    (out.last_hidden_state.to_data(), out.pooler_output.to_data())
+}
+
+#[test]
+fn sliding_equals_dense_oracle() {
+    let device = Default::default();
+    for window in [4, 8] {
+        let config = config(window, 2);
+        let model = config.init_model::<B>(&device);
+        let w = window / 2;
+        for lengths in [vec![2 * w, 2 * w - 1], vec![3 * w, 1, 2], vec![5 * w + 1, 3 * w, 5]] {
+            let input = batch(&lengths, &config, lengths.iter().sum::<usize>() as u64);
+            let (dense, dense_pool) = forward(&model, input.clone(), AttentionImpl::Dense);
+            let (sliding, sliding_pool) = forward(&model, input, AttentionImpl::Sliding);
+            let what = format!("window {window} lengths {lengths:?}");
+            assert_close(sliding, dense, 1e-5, 1e-5, &what);
+            assert_close(sliding_pool, dense_pool, 1e-5, 1e-5, &what);
+        }
+    }
+}
+
+#[test]
+fn per_layer_windows_and_no_global_token() {
+    let device = Default::default();
+    let config = RecformerConfig {
+        attention_window: vec![8, 4],
+        ..config(8, 2)
+    };
+    let model = config.init_model::<B>(&device);
+    let mut input = batch(&[19, 11], &config, 7);
+    input.global_attention_mask = input.global_attention_mask.zeros_like();
+    let (dense, _) = forward(&model, input.clone(), AttentionImpl::Dense);
+    let (sliding, _) = forward(&model, input, AttentionImpl::Sliding);
+    assert_close(sliding, dense, 1e-5, 1e-5, "no global token");
+}
+
+#[test]
+fn other_global_positions_fall_back_to_the_oracle() {
+    let device = Default::default();
+    let config = config(4, 2);
+    let model = config.init_model::<B>(&device);
+    let mut input = batch(&[15, 9], &config, 3);
+    let [b, l] = input.dims();
+    // Global attention on tokens 0 and 5 of every row.
+    input.global_attention_mask = input
+        .global_attention_mask
+        .slice_assign([0..b, 5..6], Tensor::ones([b, 1], &device));
+    let (dense, _) = forward(&model, input.clone(), AttentionImpl::Dense);
+    let (sliding, _) = forward(&model, input.clone(), AttentionImpl::Sliding);
+    assert_close(sliding, dense.clone(), 0.0, 0.0, "fallback");
+    // And token 5 really is global: its output differs from the CLS-only run.
+    let mut cls_only = input;
+    cls_only.global_attention_mask = cls_only
+        .global_attention_mask
+        .slice_assign([0..b, 5..6], Tensor::zeros([b, 1], &device));
+    let (cls, _) = forward(&model, cls_only, AttentionImpl::Dense);
+    let h = config.hidden_size;
+    let row = |d: TensorData| d.to_vec::<f32>().unwrap()[5 * h..6 * h].to_vec();
+    assert_ne!(row(dense), row(cls));
+    let _ = l;
+}
+
+#[test]
+fn padding_does_not_change_real_tokens() {
+    let device = Default::default();
+    let config = config(4, 2);
+    let model = config.init_model::<B>(&device);
+    let h = config.hidden_size;
+    for imp in [AttentionImpl::Dense, AttentionImpl::Sliding] {
+        let padded = batch(&[7, 18], &config, 11);
+        let alone = RecformerInput::new(
+            padded.input_ids.clone().slice([0..1, 0..7]),
+            padded.attention_mask.clone().slice([0..1, 0..7]),
+            padded.token_type_ids.clone().slice([0..1, 0..7]),
+            padded.item_position_ids.clone().slice([0..1, 0..7]),
+            padded.global_attention_mask.clone().slice([0..1, 0..7]),
+        );
+        let out_padded = model.clone().with_attention_impl(imp).forward(padded);
+        let out_alone = model.clone().with_attention_impl(imp).forward(alone);
+        let real = out_padded.last_hidden_state.slice([0..1, 0..7, 0..h]);
+        assert_close(real.to_data(), out_alone.last_hidden_state.to_data(), 1e-5, 1e-5, &format!("{imp:?}"));
+        assert_close(
+            out_padded.pooler_output.slice([0..1, 0..h]).to_data(),
+            out_alone.pooler_output.to_data(),
+            1e-5,
+            1e-5,
+            "pooled",
+        );
+    }
+}
+
+#[test]
+fn forward_rows_equals_forward_at_the_rows() {
+    let device = Default::default();
+    let config = config(4, 1);
+    let model = config.init_pretraining::<B>(&device);
+    let input = batch(&[9, 6], &config, 5);
+    let hidden = model.forward(input).last_hidden_state;
+    let [_, l, h] = hidden.dims();
+    let full = model.lm_head.forward(hidden.clone());
+    let rows = Tensor::cat(
+        vec![
+            hidden.clone().slice([0..1, 3..4, 0..h]).reshape([1, h]),
+            hidden.slice([1..2, 5..6, 0..h]).reshape([1, h]),
+        ],
+        0,
+    );
+    let logits = model.lm_head.forward_rows(rows);
+    let v = config.vocab_size;
+    let expected = Tensor::cat(
+        vec![
+            full.clone().slice([0..1, 3..4, 0..v]).reshape([1, v]),
+            full.slice([1..2, 5..6, 0..v]).reshape([1, v]),
+        ],
+        0,
+    );
+    assert_close(logits.to_data(), expected.to_data(), 1e-6, 1e-6, "rows");
+    let _ = l;
+}
+
+#[test]
+fn cosine_logits_match_hand_computation() {
+    let device = Default::default();
+    let a = Tensor::<B, 2>::from_data([[3.0, 4.0], [0.0, 0.0]], &device);
+    let b = Tensor::<B, 2>::from_data([[1.0, 0.0], [0.0, 2.0], [-6.0, -8.0]], &device);
+    let logits = cosine_logits(a.clone(), b, 0.05);
+    let expected = TensorData::new(
+        vec![0.6f32 / 0.05, 0.8 / 0.05, -1.0 / 0.05, 0.0, 0.0, 0.0],
+        [2, 3],
+    );
+    assert_close(logits.to_data(), expected, 1e-6, 1e-6, "cosine");
+    let n = l2_normalize(a).to_data();
+    assert_close(n, TensorData::new(vec![0.6f32, 0.8, 0.0, 0.0], [2, 2]), 1e-6, 0.0, "normalize");
+}
+
+#[test]
+fn dropout_only_under_autodiff_and_gradients_reach_global_projections() {
+    let device = Default::default();
+    let config = config(4, 1);
+    let model = config.init_model::<CpuAutodiff>(&device);
+    let input = batch_on::<CpuAutodiff>(&[10, 6], &config, 9);
+    // Inference (inner backend): deterministic.
+    let valid = model.valid();
+    let inner_input = batch(&[10, 6], &config, 9);
+    let a = valid.forward(inner_input.clone()).pooler_output.to_data();
+    let b = valid.forward(inner_input).pooler_output.to_data();
+    assert_close(a, b, 0.0, 0.0, "valid() is deterministic");
+    // Training: dropout active, and the loss reaches the global projections.
+    let out = model.forward(input.clone()).pooler_output;
+    let out2 = model.forward(input).pooler_output;
+    assert_ne!(out.to_data().to_vec::<f32>().unwrap(), out2.to_data().to_vec::<f32>().unwrap());
+    let grads = out.powi_scalar(2).sum().backward();
+    let attn = &model.encoder.layer[0].attention.self_attn;
+    for (name, param) in [
+        ("query_global", &attn.query_global.weight),
+        ("key_global", &attn.key_global.weight),
+        ("query", &attn.query.weight),
+    ] {
+        let g = param.grad(&grads).unwrap_or_else(|| panic!("no grad for {name}"));
+        let norm: f32 = g.abs().sum().into_scalar();
+        assert!(norm > 0.0, "zero grad for {name}");
+    }
+}
+
+#[test]
+fn parameter_counts_follow_the_formula() {
+    let device = Default::default();
+    for (name, config) in [
+        ("tiny", RecformerConfig::tiny()),
+        ("mini", RecformerConfig::mini()),
+        ("base", RecformerConfig::base()),
+    ] {
+        let model = config.init_pretraining::<B>(&device);
+        assert_eq!(model.longformer.num_params(), config.model_num_params(), "{name} model");
+        assert_eq!(model.lm_head.num_params(), config.lm_head_num_params(), "{name} lm_head");
+        assert_eq!(model.longformer.embeddings.num_params(), config.embeddings_num_params(), "{name}");
+        assert_eq!(
+            model.longformer.encoder.layer[0].num_params(),
+            config.layer_num_params(),
+            "{name} layer"
+        );
+    }
+    // Counts printed by the HKUST Recformer-mini presentation (torch module summaries).
+    let mini = RecformerConfig::mini();
+    assert_eq!(mini.embeddings_num_params(), 8_090_880);
+    assert_eq!(mini.layer_num_params(), 987_136);
+    let base = RecformerConfig::base();
+    assert_eq!(base.embeddings_num_params(), 41_794_560);
+    assert_eq!(base.layer_num_params(), 8_859_648);
+    // Recformer-mini is "14M" without the MLM head.
+    assert_eq!(mini.model_num_params(), 8_090_880 + 6 * 987_136);
+    let _ = Tensor::<B, 1>::random([1], Distribution::Default, &device);
+}

@@ -1,0 +1,57 @@
+//! Item matrix: every catalogue item encoded alone as `[<s>] + item tokens`, pooled `<s>` vector
+//! (official `finetune.py :: encode_all_items`).
+
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+use recformer_data::ItemTokens;
+use recformer_model::RecformerModel;
+
+use crate::inputs::InputBuilder;
+use crate::progress::Progress;
+
+/// Encodes all items, returning the raw (not normalised) pooled vectors in catalogue-row order.
+///
+/// Pass a model without autodiff (`model.valid()` of a training model): no graph is recorded and
+/// dropout is off. Items are batched by similar length (`batch_size` per batch) to avoid padding;
+/// since padding is masked, this does not change any vector.
+///
+/// # Shapes
+/// Output `[tokens.len(), hidden_size]`.
+///
+/// # Panics
+/// If `tokens` is empty or `batch_size == 0`.
+pub fn encode_all_items<B: Backend>(
+    model: &RecformerModel<B>,
+    tokens: &[ItemTokens],
+    builder: &InputBuilder,
+    batch_size: usize,
+    device: &B::Device,
+    progress: &dyn Progress,
+) -> Tensor<B, 2> {
+    assert!(!tokens.is_empty(), "no items to encode");
+    assert!(batch_size > 0, "batch_size must be at least 1");
+    let mut order: Vec<usize> = (0..tokens.len()).collect();
+    order.sort_by_key(|&i| (tokens[i].len(), i));
+    progress.on_start("encode items", tokens.len() as u64);
+    let mut parts: Vec<Tensor<B, 2>> = Vec::with_capacity(order.len().div_ceil(batch_size));
+    for chunk in order.chunks(batch_size) {
+        let histories: Vec<[usize; 1]> = chunk.iter().map(|&i| [i]).collect();
+        let refs: Vec<&[usize]> = histories.iter().map(|h| h.as_slice()).collect();
+        let (_, input) = builder.batch::<B>(&refs, tokens, device);
+        parts.push(model.forward(input).pooler_output);
+        progress.on_advance(chunk.len() as u64);
+    }
+    let sorted = Tensor::cat(parts, 0);
+    // row r of `sorted` is item order[r]; invert the permutation
+    let mut inverse = vec![0i64; order.len()];
+    for (r, &i) in order.iter().enumerate() {
+        inverse[i] = r as i64;
+    }
+    let idx = Tensor::<B, 1, burn::tensor::Int>::from_data(
+        burn::tensor::TensorData::new(inverse, [order.len()]),
+        device,
+    );
+    let out = sorted.select(0, idx);
+    progress.on_finish();
+    out
+}

@@ -1,0 +1,136 @@
+//! Optimizer stepping with gradient accumulation, global-norm clipping and an LR schedule,
+//! shared by pretraining and finetuning; its state is checkpointable.
+
+use std::path::Path;
+
+use burn::module::AutodiffModule;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::Tensor;
+
+use crate::checkpoint;
+use crate::error::Result;
+use crate::optim::{adamw_config, clip_grad_norm};
+use crate::schedule::LrSchedule;
+
+/// Settings of an [`OptimizerStepper`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepperConfig {
+    /// Learning-rate schedule (its `base_lr` is the peak LR).
+    pub schedule: LrSchedule,
+    /// Micro-batches per optimizer step.
+    pub accumulation: usize,
+    /// Global gradient-norm clipping.
+    pub max_grad_norm: Option<f64>,
+    /// AdamW weight decay.
+    pub weight_decay: f64,
+    /// AdamW epsilon.
+    pub adam_epsilon: f64,
+}
+
+/// AdamW + accumulation + clipping + schedule.
+///
+/// Call [`OptimizerStepper::backward`] once per micro-batch with the *unscaled* loss; it divides
+/// by the accumulation count (as the official `loss / 8`), accumulates, and every `accumulation`
+/// micro-batches clips, steps with `schedule.lr(optimizer_steps)` and counts the step.
+pub struct OptimizerStepper<B: AutodiffBackend, M: AutodiffModule<B>> {
+    optim: OptimizerAdaptor<AdamW, M, B>,
+    accumulator: GradientsAccumulator<M>,
+    config: StepperConfig,
+    /// Micro-batches accumulated since the last optimizer step.
+    pub pending: usize,
+    /// Optimizer steps taken.
+    pub steps: usize,
+    /// Learning rate of the last step.
+    pub last_lr: f64,
+}
+
+impl<B: AutodiffBackend, M: AutodiffModule<B>> OptimizerStepper<B, M> {
+    /// A fresh stepper.
+    pub fn new(config: StepperConfig) -> Self {
+        Self {
+            optim: adamw_config(config.weight_decay, config.adam_epsilon).init::<B, M>(),
+            accumulator: GradientsAccumulator::new(),
+            config,
+            pending: 0,
+            steps: 0,
+            last_lr: 0.0,
+        }
+    }
+
+    /// Backward of one micro-batch; steps the optimizer when enough micro-batches are accumulated.
+    pub fn backward(&mut self, model: M, loss: Tensor<B, 1>) -> M {
+        let loss = loss.div_scalar(self.config.accumulation as f64);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        self.accumulator.accumulate(&model, grads);
+        self.pending += 1;
+        if self.pending >= self.config.accumulation {
+            self.step(model)
+        } else {
+            model
+        }
+    }
+
+    /// Applies the accumulated gradients now (e.g. Lightning's step at the end of an epoch).
+    /// Does nothing when no micro-batch is pending.
+    pub fn step(&mut self, model: M) -> M {
+        if self.pending == 0 {
+            return model;
+        }
+        let mut grads = self.accumulator.grads();
+        if let Some(max) = self.config.max_grad_norm {
+            clip_grad_norm::<B, M>(&model, &mut grads, max);
+        }
+        let lr = self.config.schedule.lr(self.steps);
+        self.last_lr = lr;
+        let model = self.optim.step(lr, model, grads);
+        self.steps += 1;
+        self.pending = 0;
+        model
+    }
+
+    /// Writes the optimizer record and pending gradients into `dir`
+    /// (`optimizer.mpk`, `pending_grads.safetensors`).
+    pub fn save(&mut self, dir: &Path, model: &M) -> Result<()> {
+        checkpoint::save_record::<B, _>(
+            &dir.join(crate::run_dir::OPTIMIZER_RECORD_FILE),
+            self.optim.to_record(),
+        )?;
+        let grads = self.accumulator.grads();
+        checkpoint::save_gradients::<B, M>(
+            &dir.join(crate::run_dir::PENDING_GRADS_FILE),
+            model,
+            &grads,
+        )?;
+        self.accumulator.accumulate(model, grads);
+        Ok(())
+    }
+
+    /// Restores what [`OptimizerStepper::save`] wrote; `pending` and `steps` come from the
+    /// trainer state.
+    pub fn load(
+        mut self,
+        dir: &Path,
+        model: &M,
+        pending: usize,
+        steps: usize,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let record = checkpoint::load_record::<B, _>(
+            &dir.join(crate::run_dir::OPTIMIZER_RECORD_FILE),
+            device,
+        )?;
+        self.optim = self.optim.load_record(record);
+        let grads = checkpoint::load_gradients::<B, M>(
+            &dir.join(crate::run_dir::PENDING_GRADS_FILE),
+            model,
+            device,
+        )?;
+        self.accumulator = GradientsAccumulator::new();
+        self.accumulator.accumulate(model, grads);
+        self.pending = pending;
+        self.steps = steps;
+        Ok(self)
+    }
+}

@@ -1,0 +1,113 @@
+//! Item encoding and full-ranking evaluation.
+
+mod common;
+
+use burn::tensor::{Tensor, TensorData};
+use common::{world, Inner};
+use recformer_data::{EvalExample, Split};
+use recformer_train::evaluate::rank_batch;
+use recformer_train::metrics::{rank_of, MetricsAccumulator};
+use recformer_train::{encode_all_items, evaluate, EvalOptions, NoProgress};
+
+fn t2(rows: usize, cols: usize, v: Vec<f32>) -> Tensor<Inner, 2> {
+    Tensor::from_data(TensorData::new(v, [rows, cols]), &Default::default())
+}
+
+#[test]
+fn device_ranks_follow_the_official_rule_including_ties() {
+    // items (already unit norm): e0, e1, e0 (duplicate => tie), -e0, (e0+e1)/sqrt2
+    let s = std::f32::consts::FRAC_1_SQRT_2;
+    let items = t2(5, 2, vec![1., 0., 0., 1., 1., 0., -1., 0., s, s]);
+    // seq 0 = e0: scores 20, 0, 20, -20, 14.1; seq 1 = e1
+    let seq = t2(2, 2, vec![2., 0., 0., 3.]);
+    let ranks = rank_batch(seq.clone(), &items, &[0, 4], None, 0.05);
+    // label 0 ties with item 2 -> rank 0; for e1 label 4 (14.1) is below item 1 (20) -> rank 1
+    assert_eq!(ranks, vec![0, 1]);
+    // e1 vs -e0 scores 0: items 1 (20) and 4 (14.1) are higher; items 0 and 2 tie (0)
+    let ranks = rank_batch(seq.clone(), &items, &[4, 3], None, 0.05);
+    assert_eq!(ranks, vec![2, 2]);
+    // history exclusion: seq 0 label 4 with history {0, 4}: item 2 still higher -> rank 1
+    let h0: &[usize] = &[0, 4];
+    let h1: &[usize] = &[1];
+    let ranks = rank_batch(seq, &items, &[4, 3], Some(&[h0, h1]), 0.05);
+    assert_eq!(ranks, vec![1, 1]);
+}
+
+#[test]
+fn item_encoding_is_in_row_order_and_independent_of_batching() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world(dir.path());
+    let device = Default::default();
+    let model = w.model_config.init_model::<Inner>(&device);
+    let all = encode_all_items(&model, &w.item_tokens, &w.builder, 5, &device, &NoProgress);
+    assert_eq!(all.dims(), [12, w.model_config.hidden_size]);
+    for row in [0usize, 5, 11] {
+        let one = encode_all_items(
+            &model,
+            &w.item_tokens[row..row + 1],
+            &w.builder,
+            1,
+            &device,
+            &NoProgress,
+        );
+        let a = all.clone().slice([row..row + 1]);
+        let diff: f32 = (a - one).abs().max().into_scalar();
+        assert!(diff < 1e-4, "row {row}: {diff}");
+    }
+}
+
+#[test]
+fn evaluation_ranks_equal_cpu_ranks_of_full_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world(dir.path());
+    let device = Default::default();
+    let model = w.model_config.init_model::<Inner>(&device);
+    let items = encode_all_items(&model, &w.item_tokens, &w.builder, 4, &device, &NoProgress);
+    let examples: Vec<EvalExample> = w.dataset.eval_examples(Split::Test);
+    for exclude_history in [false, true] {
+        let options = EvalOptions {
+            batch_size: 5,
+            temp: 0.05,
+            exclude_history,
+            max_users: None,
+        };
+        let ev = evaluate(
+            &model,
+            &items,
+            &w.item_tokens,
+            &examples,
+            &w.builder,
+            &options,
+            &device,
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(ev.ranks.len(), examples.len());
+        // reference: per-user scores on the CPU from the same model, official rank rule
+        let items_n = recformer_model::l2_normalize(items.clone());
+        let mut acc = MetricsAccumulator::new();
+        for (chunk_i, chunk) in examples.chunks(5).enumerate() {
+            let hist: Vec<&[usize]> = chunk.iter().map(|e| e.history.as_slice()).collect();
+            let (_, input) = w.builder.batch::<Inner>(&hist, &w.item_tokens, &device);
+            let seq = recformer_model::l2_normalize(model.forward(input).pooler_output);
+            let scores: Vec<f32> = seq
+                .matmul(items_n.clone().transpose())
+                .div_scalar(0.05)
+                .into_data()
+                .into_vec()
+                .unwrap();
+            let ranks: Vec<usize> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let excl: &[usize] = if exclude_history { &e.history } else { &[] };
+                    rank_of(&scores[i * 12..(i + 1) * 12], e.label, excl)
+                })
+                .collect();
+            assert_eq!(ranks, ev.ranks[chunk_i * 5..chunk_i * 5 + chunk.len()]);
+            acc.push_batch(&ranks);
+        }
+        assert_eq!(acc.mean_over_users(), ev.metrics);
+        assert_eq!(acc.mean_of_batch_means(), ev.batch_mean);
+    }
+}

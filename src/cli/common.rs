@@ -1,0 +1,167 @@
+//! Shared CLI plumbing: backend dispatch, config overrides, dataset + catalogue loading.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use recformer_data::{FinetuneDataset, ItemTokens, RecformerDataConfig, RecformerTokenizer};
+use recformer_model::backend::DeviceKind;
+use recformer_model::RecformerConfig;
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Parses `--device` (`cpu`, `wgpu`, `cuda`), naming the cargo feature a missing backend needs.
+pub fn parse_device(s: &str) -> Result<DeviceKind> {
+    s.parse::<DeviceKind>().map_err(|e| anyhow::anyhow!("--device {s}: {e}"))
+}
+
+/// Runs `$body` with `$B` bound to the inference backend of `$kind` and `$dev` to its default device.
+macro_rules! with_backend {
+    ($kind:expr, $B:ident, $dev:ident, $body:block) => {{
+        use recformer_model::backend::DeviceKind;
+        match $kind {
+            DeviceKind::Cpu => {
+                type $B = recformer_model::backend::Cpu;
+                let $dev = Default::default();
+                $body
+            }
+            #[cfg(feature = "wgpu")]
+            DeviceKind::Wgpu => {
+                type $B = recformer_model::backend::Wgpu;
+                let $dev = Default::default();
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            DeviceKind::Cuda => {
+                type $B = recformer_model::backend::Cuda;
+                let $dev = Default::default();
+                $body
+            }
+            #[allow(unreachable_patterns)]
+            other => anyhow::bail!("backend {other} is not compiled into this binary"),
+        }
+    }};
+}
+
+/// Like [`with_backend!`], with the autodiff (training) backend.
+macro_rules! with_autodiff_backend {
+    ($kind:expr, $B:ident, $dev:ident, $body:block) => {{
+        use recformer_model::backend::DeviceKind;
+        match $kind {
+            DeviceKind::Cpu => {
+                type $B = recformer_model::backend::CpuAutodiff;
+                let $dev = Default::default();
+                $body
+            }
+            #[cfg(feature = "wgpu")]
+            DeviceKind::Wgpu => {
+                type $B = recformer_model::backend::WgpuAutodiff;
+                let $dev = Default::default();
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            DeviceKind::Cuda => {
+                type $B = recformer_model::backend::CudaAutodiff;
+                let $dev = Default::default();
+                $body
+            }
+            #[allow(unreachable_patterns)]
+            other => anyhow::bail!("backend {other} is not compiled into this binary"),
+        }
+    }};
+}
+
+pub(crate) use {with_autodiff_backend, with_backend};
+
+/// Loads a training config (TOML/JSON) or its defaults, then applies `--set field=value`
+/// overrides (the value is parsed as JSON, else taken as a string). Unknown fields are errors.
+pub fn load_config<T: Serialize + DeserializeOwned + Default>(
+    file: Option<&Path>,
+    load: impl Fn(&Path) -> std::result::Result<T, recformer_train::Error>,
+    sets: &[String],
+) -> Result<T> {
+    let base = match file {
+        Some(p) => load(p).with_context(|| format!("loading config {}", p.display()))?,
+        None => T::default(),
+    };
+    apply_sets(base, sets)
+}
+
+/// Applies `field=value` overrides through the serde representation.
+pub fn apply_sets<T: Serialize + DeserializeOwned>(value: T, sets: &[String]) -> Result<T> {
+    if sets.is_empty() {
+        return Ok(value);
+    }
+    let mut json = serde_json::to_value(&value)?;
+    let obj = json.as_object_mut().context("config is not an object")?;
+    for s in sets {
+        let Some((key, raw)) = s.split_once('=') else {
+            bail!("--set {s:?}: expected FIELD=VALUE");
+        };
+        let key = key.trim();
+        if !obj.contains_key(key) {
+            let known: Vec<&str> = obj.keys().map(String::as_str).collect();
+            bail!("--set {key}: unknown field (known: {})", known.join(", "));
+        }
+        let v = serde_json::from_str(raw.trim()).unwrap_or_else(|_| serde_json::Value::String(raw.trim().to_string()));
+        obj.insert(key.to_string(), v);
+    }
+    serde_json::from_value(json).context("applying --set overrides")
+}
+
+/// A finetuning dataset and its tokenised catalogue.
+pub struct Catalogue {
+    pub dataset: FinetuneDataset,
+    pub tokens: Vec<ItemTokens>,
+}
+
+/// Loads the official finetuning layout and tokenises every item (in parallel).
+pub fn load_catalogue(data: &Path, tokenizer: &RecformerTokenizer, cfg: &RecformerDataConfig, say: &dyn Fn(&str)) -> Result<Catalogue> {
+    let t0 = Instant::now();
+    let dataset = FinetuneDataset::load(data).with_context(|| format!("loading dataset {}", data.display()))?;
+    let tokens = tokenizer.encode_catalogue(&dataset.items, cfg).context("tokenising the catalogue")?;
+    say(&format!(
+        "dataset {}: {} users, {} items, tokenised in {:.1}s",
+        data.display(),
+        dataset.num_users(),
+        dataset.num_items(),
+        t0.elapsed().as_secs_f64()
+    ));
+    Ok(Catalogue { dataset, tokens })
+}
+
+/// Model presets selectable with `--preset`.
+pub fn preset(name: &str) -> Result<RecformerConfig> {
+    Ok(match name {
+        "base" => RecformerConfig::base(),
+        "mini" => RecformerConfig::mini(),
+        "tiny" => RecformerConfig::tiny(),
+        "small" => small_config(),
+        other => bail!("--preset {other}: expected base, mini, small or tiny"),
+    })
+}
+
+/// A CPU-friendly model for catalogues trained from scratch (demo, quick experiments):
+/// 2 layers × 64 hidden, 4 heads, FFN 256, window 16, 128 tokens.
+pub fn small_config() -> RecformerConfig {
+    let mut c = RecformerConfig::tiny();
+    c.hidden_size = 64;
+    c.num_hidden_layers = 2;
+    c.num_attention_heads = 4;
+    c.intermediate_size = 256;
+    c.attention_window = vec![16; 2];
+    c.max_token_num = 128;
+    c.max_item_embeddings = 51;
+    c.max_attr_length = 16;
+    c.hidden_dropout_prob = 0.1;
+    c.attention_probs_dropout_prob = 0.1;
+    c
+}
+
+/// Adapts a preset to a tokenizer: vocabulary size, pad id and a position table that covers
+/// `max_token_num` tokens under the RoBERTa position convention (`pad + 1 + index`).
+pub fn fit_to_tokenizer(mut c: RecformerConfig, tok: &RecformerTokenizer) -> RecformerConfig {
+    c.vocab_size = tok.vocab_size();
+    c.pad_token_id = tok.pad_token_id() as usize;
+    c.max_position_embeddings = c.max_position_embeddings.max(c.max_token_num + c.pad_token_id + 2);
+    c
+}

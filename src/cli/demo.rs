@@ -1,0 +1,241 @@
+//! `recformer demo`: the whole pipeline, offline, on a generated catalogue (or `--data DIR`):
+//! tokenizer training -> pretraining -> two-stage finetuning -> test evaluation against
+//! popularity and random baselines -> example recommendations.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::tensor::backend::AutodiffBackend;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use recformer::demo::synth::{generate, SynthConfig};
+use recformer::ModelDir;
+use recformer_data::{FinetuneDataset, RecformerTokenizer, Split};
+use recformer_model::l2_normalize;
+use recformer_train::metrics::{evaluate_random, evaluate_static_scores, popularity_scores, RankingCase};
+use recformer_train::{InputBuilder, Metrics};
+use serde_json::json;
+
+use super::common::{parse_device, with_autodiff_backend};
+use super::tokenizer::catalogue_texts;
+use super::train_cmds::{finetune_on, pretrain_on, CommonTrainArgs, FinetuneArgs, PretrainArgs};
+use super::Bars;
+
+/// Arguments of `demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Run on a dataset in the official finetuning layout instead of the generated catalogue.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Output directory (data, tokenizer, pretraining and finetuning runs, summary.json).
+    #[arg(long, default_value = "runs/demo")]
+    pub out: PathBuf,
+    /// Smaller world and fewer epochs (CI smoke test, about a minute).
+    #[arg(long)]
+    pub quick: bool,
+    /// Seed of the generated world and of training.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// cpu, wgpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Exit with an error unless the model beats the random baseline on test NDCG@10 and Recall@10.
+    #[arg(long)]
+    pub require_better_than_random: bool,
+}
+
+pub fn run(a: DemoArgs) -> Result<()> {
+    let kind = parse_device(&a.device)?;
+    with_autodiff_backend!(kind, B, device, { demo::<B>(&a, &device) })
+}
+
+/// Writes a pretraining corpus (train.json / dev.json of item keys + meta_data.json) built from a
+/// finetuning dataset's training sequences: every 10th user goes to dev.
+fn pretraining_corpus(ds: &FinetuneDataset, data_dir: &Path, out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let (mut train, mut dev) = (Vec::new(), Vec::new());
+    for (i, seq) in ds.train.values().enumerate() {
+        let keys: Vec<&str> = seq.iter().map(|&r| ds.item_keys[r].as_str()).collect();
+        if i % 10 == 9 { dev.push(keys) } else { train.push(keys) }
+    }
+    std::fs::write(out.join("train.json"), serde_json::to_vec(&train)?)?;
+    std::fs::write(out.join("dev.json"), serde_json::to_vec(&dev)?)?;
+    std::fs::copy(data_dir.join("meta_data.json"), out.join("meta_data.json"))
+        .with_context(|| format!("copying {}/meta_data.json", data_dir.display()))?;
+    Ok(())
+}
+
+fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
+    let t_start = Instant::now();
+    let bars = Bars::new(a.quiet);
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+
+    // 1. Data.
+    let data_dir = match &a.data {
+        Some(d) => d.clone(),
+        None => {
+            let cfg = if a.quick {
+                SynthConfig { num_items: 200, num_users: 400, seed: a.seed, ..SynthConfig::default() }
+            } else {
+                SynthConfig { seed: a.seed, ..SynthConfig::default() }
+            };
+            let world = generate(&cfg);
+            let dir = a.out.join("data");
+            world.write_finetune_layout(&dir).with_context(|| format!("writing {}", dir.display()))?;
+            bars.say(&format!("[1/5] generated {} items and {} users -> {}", cfg.num_items, cfg.num_users, dir.display()));
+            dir
+        }
+    };
+    let dataset = FinetuneDataset::load(&data_dir)?;
+
+    // 2. Tokenizer trained on the catalogue's own text.
+    let texts = catalogue_texts(&data_dir)?;
+    let vocab = if a.data.is_some() { 8000 } else { 1000 };
+    let tokenizer = RecformerTokenizer::train_wordpiece(texts.into_iter(), vocab, true)?;
+    let tok_dir = a.out.join("tokenizer");
+    tokenizer.save(&tok_dir)?;
+    bars.say(&format!("[2/5] WordPiece tokenizer: {} tokens -> {}", tokenizer.vocab_size(), tok_dir.display()));
+
+    // 3. Pretraining (IIC + MLM) on the training histories.
+    let corpus_dir = a.out.join("pretrain-data");
+    pretraining_corpus(&dataset, &data_dir, &corpus_dir)?;
+    let common = |out: PathBuf, epochs: usize| CommonTrainArgs {
+        out,
+        config: None,
+        sets: vec![],
+        seed: Some(a.seed),
+        batch_size: Some(16),
+        accumulation: Some(1),
+        lr: Some(1e-3),
+        epochs: Some(epochs),
+        device: a.device.clone(),
+        quiet: a.quiet,
+    };
+    let pt_args = PretrainArgs {
+        data: corpus_dir,
+        model: None,
+        tokenizer: Some(tok_dir),
+        preset: "small".into(),
+        max_steps: None,
+        common: common(a.out.join("pretrain"), if a.quick { 2 } else { 4 }),
+    };
+    bars.say("[3/5] pretraining");
+    let pt_cfg = recformer_train::PretrainConfig {
+        seed: a.seed,
+        max_epochs: pt_args.common.epochs.unwrap_or(1),
+        batch_size: 16,
+        gradient_accumulation_steps: 1,
+        learning_rate: 1e-3,
+        warmup_steps: 20,
+        val_check_interval: 0,
+        save_top_k: 1,
+        fix_word_embedding: false,
+        ..Default::default()
+    };
+    let pretrained = pretrain_on::<B>(&pt_args, &pt_cfg, device)?;
+
+    // 4. Two-stage finetuning.
+    bars.say("[4/5] two-stage finetuning");
+    let ft_args = FinetuneArgs {
+        model: pretrained.dir.clone(),
+        data: data_dir.clone(),
+        variant: None,
+        from_scratch: false,
+        common: common(a.out.join("finetune"), if a.quick { 4 } else { 8 }),
+    };
+    let ft_cfg = recformer_train::FinetuneConfig {
+        seed: a.seed,
+        num_train_epochs: ft_args.common.epochs.unwrap_or(1),
+        batch_size: 16,
+        gradient_accumulation_steps: 1,
+        learning_rate: 1e-3,
+        warmup_steps: 20,
+        verbose: 1,
+        patience_stage1: 3,
+        patience_stage2: 2,
+        encode_batch_size: 64,
+        eval_batch_size: 64,
+        ..Default::default()
+    };
+    let (result, model_dir) = finetune_on::<B>(&ft_args, &ft_cfg, device)?;
+
+    // 5. Baselines, table and example recommendations.
+    let test = dataset.eval_examples(Split::Test);
+    let cases: Vec<RankingCase<'_>> = test.iter().map(|e| RankingCase { history: &e.history, label: e.label }).collect();
+    let pop = evaluate_static_scores(&popularity_scores(dataset.num_items(), dataset.train.values()), &cases, false, 16);
+    let rnd = evaluate_random(dataset.num_items(), &cases, false, &mut ChaCha8Rng::seed_from_u64(a.seed));
+    let row = |name: &str, m: &Metrics| println!("| {name:<22} | {:>9.4} | {:>9.4} | {:>9.4} | {:>9.4} |", m.recall_10, m.ndcg_10, m.mrr, m.recall_50);
+    println!();
+    println!("Test set: {} users, {} items (full ranking)", test.len(), dataset.num_items());
+    println!("| {:<22} | {:>9} | {:>9} | {:>9} | {:>9} |", "model", "Recall@10", "NDCG@10", "MRR", "Recall@50");
+    println!("|{}|", ["-".repeat(24), "-".repeat(11), "-".repeat(11), "-".repeat(11), "-".repeat(11)].join("|"));
+    row("RecFormer (finetuned)", &result.test);
+    if let Some(z) = &result.zero_shot {
+        row("RecFormer (zero-shot)", z);
+    }
+    row("popularity", &pop);
+    row("random", &rnd);
+
+    show_recommendations::<B::InnerBackend>(&model_dir, &dataset, &test, device)?;
+
+    let plot_path = a.out.join("finetune").join("metrics.png");
+    if let Err(e) = super::plot::plot_run(&a.out.join("finetune"), &plot_path) {
+        bars.say(&format!("(no plot: {e:#})"));
+    }
+    let secs = t_start.elapsed().as_secs_f64();
+    let summary = json!({
+        "seconds": secs, "quick": a.quick, "seed": a.seed, "device": a.device,
+        "users": dataset.num_users(), "items": dataset.num_items(),
+        "recformer": result.test, "zero_shot": result.zero_shot, "popularity": pop, "random": rnd,
+        "model": model_dir.dir,
+    });
+    std::fs::write(a.out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+    println!();
+    println!("demo finished in {secs:.0}s; model: {} (try `recformer recommend --model {} --data {} --history KEY,KEY`)", model_dir.dir.display(), model_dir.dir.display(), data_dir.display());
+    if a.require_better_than_random && !(result.test.ndcg_10 > rnd.ndcg_10 && result.test.recall_10 > rnd.recall_10) {
+        bail!(
+            "the model did not beat the random baseline (NDCG@10 {:.4} vs {:.4}, Recall@10 {:.4} vs {:.4})",
+            result.test.ndcg_10, rnd.ndcg_10, result.test.recall_10, rnd.recall_10
+        );
+    }
+    Ok(())
+}
+
+fn show_recommendations<B: burn::tensor::backend::Backend>(
+    md: &ModelDir,
+    dataset: &FinetuneDataset,
+    test: &[recformer_data::EvalExample],
+    device: &B::Device,
+) -> Result<()> {
+    let loaded = md.load::<B>(device)?;
+    let items = match md.load_items::<B>(device)? {
+        Some(t) => t,
+        None => loaded.item_embedding.context("the exported model has no item matrix")?,
+    };
+    let dcfg = md.data_config();
+    let tokens = md.tokenizer.encode_catalogue(&dataset.items, &dcfg)?;
+    let builder = InputBuilder::new(&md.tokenizer, dcfg);
+    let items_n = l2_normalize(items);
+    println!();
+    println!("Top-5 recommendations for three test users (history oldest first; * = the held-out test item):");
+    for ex in test.iter().take(3) {
+        let (_, input) = builder.batch::<B>(&[ex.history.as_slice()], &tokens, device);
+        let seq = l2_normalize(loaded.model.forward(input).pooler_output);
+        let scores: Vec<f32> = seq.matmul(items_n.clone().transpose()).into_data().convert::<f32>().into_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        order.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]).then(x.cmp(&y)));
+        println!("user {}:", dataset.user_keys.get(ex.user).map(String::as_str).unwrap_or("?"));
+        for &h in ex.history.iter().rev().take(4).collect::<Vec<_>>().iter().rev() {
+            println!("    bought: {}", dataset.items[*h].title());
+        }
+        for &r in order.iter().take(5) {
+            let mark = if r == ex.label { "*" } else { " " };
+            println!("  {mark} {:.3}  {}", scores[r], dataset.items[r].title());
+        }
+    }
+    Ok(())
+}

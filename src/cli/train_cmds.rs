@@ -1,0 +1,241 @@
+//! `recformer pretrain` and `recformer finetune`: run (or resume) training in a run directory,
+//! then export its best model as a model directory `RUN/model/`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::tensor::backend::AutodiffBackend;
+use recformer::model_dir::{data_config, ModelDir, RUN_MODEL_SUBDIR};
+use recformer_data::{PretrainCorpus, RecformerTokenizer};
+use recformer_model::{LongformerLMHead, RecformerForPretraining};
+use recformer_train::{
+    finetune, pretrain, FinetuneConfig, FinetuneData, FinetuneOutcome, FinetuneVariant, InputBuilder,
+    PretrainConfig, PretrainData, RunControl, RunDir,
+};
+
+use super::common::{fit_to_tokenizer, load_catalogue, load_config, parse_device, preset, with_autodiff_backend};
+use super::Bars;
+
+/// Options shared by the training commands.
+#[derive(Debug, clap::Args)]
+pub struct CommonTrainArgs {
+    /// Run directory (created; an existing run with a state.json is resumed).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Training config file (TOML or JSON); missing fields take their defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override a config field, e.g. `--set num_train_epochs=10` (repeatable).
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    pub sets: Vec<String>,
+    /// Seed (overrides the config).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Sequences per micro-batch (overrides the config).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Micro-batches per optimizer step (overrides the config).
+    #[arg(long)]
+    pub accumulation: Option<usize>,
+    /// Peak learning rate (overrides the config).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Epochs (per stage for finetuning; overrides the config).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// cpu, wgpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// No progress bars (evaluation lines still go to stderr unless --quiet).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Arguments of `pretrain`.
+#[derive(Debug, clap::Args)]
+pub struct PretrainArgs {
+    /// Pretraining corpus (meta_data.json, train.json, dev.json).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Start from this model directory (else a fresh model from --preset and --tokenizer).
+    #[arg(long, conflicts_with_all = ["tokenizer", "preset"])]
+    pub model: Option<PathBuf>,
+    /// Tokenizer directory for a fresh model (tokenizer.json, vocab.json + merges.txt, or vocab.txt).
+    #[arg(long, required_unless_present = "model")]
+    pub tokenizer: Option<PathBuf>,
+    /// Architecture of a fresh model: base, mini, small or tiny.
+    #[arg(long, default_value = "mini")]
+    pub preset: String,
+    /// Stop after this many optimizer steps.
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    #[command(flatten)]
+    pub common: CommonTrainArgs,
+}
+
+/// Arguments of `finetune`.
+#[derive(Debug, clap::Args)]
+pub struct FinetuneArgs {
+    /// Model directory (pretrained) or a pretraining run directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Dataset in the official finetuning layout.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// two-stage (official), fix, variable or training-only (zero-shot evaluation).
+    #[arg(long, value_parser = ["two-stage", "fix", "variable", "training-only"])]
+    pub variant: Option<String>,
+    /// Ignore the model's weights and start from a random initialisation with its config
+    /// (the "fine-tuning only" ablation).
+    #[arg(long)]
+    pub from_scratch: bool,
+    #[command(flatten)]
+    pub common: CommonTrainArgs,
+}
+
+fn pretrain_config(a: &PretrainArgs) -> Result<PretrainConfig> {
+    let c = &a.common;
+    let mut cfg = load_config(c.config.as_deref(), PretrainConfig::from_file, &c.sets)?;
+    if let Some(v) = c.seed { cfg.seed = v; }
+    if let Some(v) = c.batch_size { cfg.batch_size = v; }
+    if let Some(v) = c.accumulation { cfg.gradient_accumulation_steps = v; }
+    if let Some(v) = c.lr { cfg.learning_rate = v; }
+    if let Some(v) = c.epochs { cfg.max_epochs = v; }
+    if let Some(v) = a.max_steps { cfg.max_steps = Some(v); }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn finetune_config(a: &FinetuneArgs) -> Result<FinetuneConfig> {
+    let c = &a.common;
+    let mut cfg = load_config(c.config.as_deref(), FinetuneConfig::from_file, &c.sets)?;
+    if let Some(v) = c.seed { cfg.seed = v; }
+    if let Some(v) = c.batch_size { cfg.batch_size = v; }
+    if let Some(v) = c.accumulation { cfg.gradient_accumulation_steps = v; }
+    if let Some(v) = c.lr { cfg.learning_rate = v; }
+    if let Some(v) = c.epochs { cfg.num_train_epochs = v; }
+    if let Some(v) = &a.variant {
+        cfg.variant = serde_json::from_value(serde_json::Value::String(v.clone()))?;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+pub fn run_pretrain(a: PretrainArgs) -> Result<()> {
+    let cfg = pretrain_config(&a)?;
+    let kind = parse_device(&a.common.device)?;
+    with_autodiff_backend!(kind, B, device, { pretrain_on::<B>(&a, &cfg, &device).map(|_| ()) })
+}
+
+pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
+    let cfg = finetune_config(&a)?;
+    let kind = parse_device(&a.common.device)?;
+    with_autodiff_backend!(kind, B, device, { finetune_on::<B>(&a, &cfg, &device).map(|_| ()) })
+}
+
+/// Pretrains and exports `RUN/model`. Returns the exported model directory.
+pub fn pretrain_on<B: AutodiffBackend>(a: &PretrainArgs, cfg: &PretrainConfig, device: &B::Device) -> Result<ModelDir> {
+    let bars = Bars::new(a.common.quiet);
+    let (model_config, tokenizer, model) = match &a.model {
+        Some(dir) => {
+            let md = ModelDir::open(dir)?;
+            let loaded = md.load::<B>(device)?;
+            let lm_head = loaded.lm_head.unwrap_or_else(|| LongformerLMHead::init(&md.config, device));
+            (md.config.clone(), md.tokenizer, RecformerForPretraining { longformer: loaded.model, lm_head })
+        }
+        None => {
+            let tok_dir = a.tokenizer.as_ref().expect("clap requires --tokenizer without --model");
+            let tokenizer = RecformerTokenizer::from_dir(tok_dir)
+                .with_context(|| format!("loading the tokenizer from {}", tok_dir.display()))?;
+            let c = fit_to_tokenizer(preset(&a.preset)?, &tokenizer);
+            c.validate()?;
+            let m = c.init_pretraining::<B>(device);
+            (c, tokenizer, m)
+        }
+    };
+    let dcfg = data_config(&model_config);
+    let t0 = Instant::now();
+    let corpus = PretrainCorpus::load(&a.data).with_context(|| format!("loading corpus {}", a.data.display()))?;
+    let tokens = tokenizer.encode_catalogue(&corpus.items, &dcfg)?;
+    bars.say(&format!(
+        "corpus {}: {} train / {} dev sequences, {} items, tokenised in {:.1}s",
+        a.data.display(),
+        corpus.train.len(),
+        corpus.dev.len(),
+        corpus.num_items(),
+        t0.elapsed().as_secs_f64()
+    ));
+    let data = PretrainData {
+        corpus: &corpus,
+        item_tokens: &tokens,
+        tokenizer: &tokenizer,
+        builder: InputBuilder::new(&tokenizer, dcfg),
+    };
+    let run = RunDir::create(&a.common.out)?;
+    let outcome = pretrain(model, &model_config, cfg, &data, &run, device, &RunControl::default(), &bars)?;
+    let Some(best) = outcome.best_model else {
+        bail!("pretraining ran no validation, so there is no best checkpoint to export (set val_check_interval or run at least one epoch)");
+    };
+    let md = ModelDir::export(&run.path(RUN_MODEL_SUBDIR), &model_config, &tokenizer, &best, None)?;
+    println!(
+        "pretraining done: {} optimizer steps in {:.0}s; best checkpoint exported to {}",
+        outcome.state.optimizer_steps,
+        t0.elapsed().as_secs_f64(),
+        md.dir.display()
+    );
+    Ok(md)
+}
+
+/// Finetunes and exports `RUN/model` (weights + item matrix). Returns the result and the model dir.
+pub fn finetune_on<B: AutodiffBackend>(
+    a: &FinetuneArgs,
+    cfg: &FinetuneConfig,
+    device: &B::Device,
+) -> Result<(recformer_train::FinetuneResult, ModelDir)> {
+    let bars = Bars::new(a.common.quiet);
+    let md = ModelDir::open(&a.model)?;
+    let cat = load_catalogue(&a.data, &md.tokenizer, &md.data_config(), &|m| bars.say(m))?;
+    let model = if a.from_scratch {
+        bars.say("--from-scratch: random initialisation (fine-tuning-only ablation)");
+        md.config.init_model::<B>(device)
+    } else {
+        md.load::<B>(device)?.model
+    };
+    let data = FinetuneData {
+        dataset: &cat.dataset,
+        item_tokens: &cat.tokens,
+        builder: InputBuilder::new(&md.tokenizer, md.data_config()),
+    };
+    let run = RunDir::create(&a.common.out)?;
+    if run.has_state() {
+        bars.say(&format!("resuming the run in {}", run.root().display()));
+    }
+    let t0 = Instant::now();
+    let outcome = finetune(model, &md.config, cfg, &data, &run, device, &RunControl::default(), &bars)?;
+    let FinetuneOutcome::Finished(result) = outcome else {
+        bail!("finetuning stopped before the end; run the same command again to resume");
+    };
+    let items = result.best_model.parent().map(|d| d.join(recformer_train::run_dir::ITEMS_FILE));
+    let exported = ModelDir::export(
+        &run.path(RUN_MODEL_SUBDIR),
+        &md.config,
+        &md.tokenizer,
+        &result.best_model,
+        items.as_deref().filter(|p| p.is_file()),
+    )?;
+    let mut out = serde_json::json!({
+        "test": result.test,
+        "best_val": result.best_val,
+        "zero_shot_test": result.zero_shot,
+        "optimizer_steps": result.optimizer_steps,
+        "seconds": t0.elapsed().as_secs_f64(),
+        "variant": cfg.variant,
+        "model": exported.dir,
+    });
+    if cfg.variant == FinetuneVariant::TrainingOnly {
+        out["note"] = "training-only: no finetuning, test = zero-shot".into();
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok((result, exported))
+}
