@@ -161,7 +161,7 @@ fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
         eval_batch_size: 64,
         ..Default::default()
     };
-    let (result, model_dir) = finetune_on::<B>(&ft_args, &ft_cfg, device)?;
+    let (result, model_dir) = finetune_on::<B>(&ft_args, &ft_cfg, device, false)?;
 
     // 5. Baselines, table and example recommendations.
     let test = dataset.eval_examples(Split::Test);

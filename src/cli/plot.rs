@@ -71,12 +71,15 @@ pub fn plot_run(run_dir: &Path, out: &Path) -> Result<usize> {
     let mut acc = Series { name: "pretrain dev accuracy", points: vec![] };
     let mut boundaries: Vec<(f64, String)> = vec![];
     let mut last_stage = String::new();
+    let mut last_step = 0.0;
     for ev in &events {
         let x = ev.step as f64;
         if ev.stage != last_stage && ev.stage != "final" && ev.stage != "zero-shot" {
-            boundaries.push((x, ev.stage.clone()));
+            // A stage starts where the previous one's last record was.
+            boundaries.push((last_step, ev.stage.clone()));
             last_stage = ev.stage.clone();
         }
+        last_step = x;
         if ev.kind == "epoch" {
             if let Some(l) = ev.loss {
                 loss.points.push((x, l));

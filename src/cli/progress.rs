@@ -59,7 +59,10 @@ impl Progress for Bars {
     }
 
     fn on_event(&self, event: &MetricsEvent) {
-        let mut line = format!("[{}] {} epoch {} step {}", event.stage, event.kind, event.epoch, event.step);
+        let mut line = match event.kind.as_str() {
+            "epoch" => format!("[{}] epoch {} done (step {})", event.stage, event.epoch, event.step),
+            kind => format!("[{}] {kind} after epoch {} (step {})", event.stage, event.epoch, event.step),
+        };
         if let Some(l) = event.loss {
             line.push_str(&format!(" loss {l:.4}"));
         }

@@ -131,7 +131,7 @@ pub fn run_pretrain(a: PretrainArgs) -> Result<()> {
 pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
     let cfg = finetune_config(&a)?;
     let kind = parse_device(&a.common.device)?;
-    with_autodiff_backend!(kind, B, device, { finetune_on::<B>(&a, &cfg, &device).map(|_| ()) })
+    with_autodiff_backend!(kind, B, device, { finetune_on::<B>(&a, &cfg, &device, true).map(|_| ()) })
 }
 
 /// Pretrains and exports `RUN/model`. Returns the exported model directory.
@@ -192,6 +192,7 @@ pub fn finetune_on<B: AutodiffBackend>(
     a: &FinetuneArgs,
     cfg: &FinetuneConfig,
     device: &B::Device,
+    print_result: bool,
 ) -> Result<(recformer_train::FinetuneResult, ModelDir)> {
     let bars = Bars::new(a.common.quiet);
     let md = ModelDir::open(&a.model)?;
@@ -236,6 +237,8 @@ pub fn finetune_on<B: AutodiffBackend>(
     if cfg.variant == FinetuneVariant::TrainingOnly {
         out["note"] = "training-only: no finetuning, test = zero-shot".into();
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    if print_result {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
     Ok((result, exported))
 }

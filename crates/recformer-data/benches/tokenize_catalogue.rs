@@ -1,10 +1,12 @@
 //! Tokenising the whole Scientific catalogue (4,344 items) with `encode_catalogue` (rayon),
 //! RoBERTa byte-level BPE and BERT WordPiece. Needs the shared data (`$RECFORMER_DATA_DIR` or
-//! `../shared/data`).
+//! `../shared/data`). `encode_item_par` is the same work without the de-duplication of repeated
+//! brand/category strings that `encode_catalogue` does.
 
 use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rayon::prelude::*;
 use recformer_data::{FinetuneDataset, RecformerDataConfig, RecformerTokenizer};
 
 fn data_dir() -> PathBuf {
@@ -38,8 +40,17 @@ fn bench(c: &mut Criterion) {
         ),
     ] {
         let tok = RecformerTokenizer::from_dir(&data.join(dir)).unwrap();
-        group.bench_function(name, |b| {
+        group.bench_function(format!("{name}/encode_catalogue"), |b| {
             b.iter(|| tok.encode_catalogue(&ds.items, &cfg).unwrap())
+        });
+        // Without the de-duplication of repeated strings: encode_item per item, in parallel.
+        group.bench_function(format!("{name}/encode_item_par"), |b| {
+            b.iter(|| {
+                ds.items
+                    .par_iter()
+                    .map(|item| tok.encode_item(item, &cfg).unwrap())
+                    .collect::<Vec<_>>()
+            })
         });
     }
     group.finish();

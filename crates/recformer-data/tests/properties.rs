@@ -109,6 +109,22 @@ proptest! {
         prop_assert_eq!(offset, out.input_ids.len());
     }
 
+    /// The parallel, de-duplicating catalogue encoder gives exactly `encode_item` per item, in
+    /// order.
+    #[test]
+    fn catalogue_equals_items(
+        items in prop::collection::vec(prop::collection::vec(attr_strategy(), 0..5), 0..20),
+        cfg in config_strategy(),
+    ) {
+        let tok = tokenizer();
+        let items: Vec<ItemMeta> = items.into_iter().map(|attrs| ItemMeta { attrs }).collect();
+        let all = tok.encode_catalogue(&items, &cfg).unwrap();
+        prop_assert_eq!(all.len(), items.len());
+        for (item, got) in items.iter().zip(&all) {
+            prop_assert_eq!(got, &tok.encode_item(item, &cfg).unwrap());
+        }
+    }
+
     /// Sequence building: first token, reversal (newest first), the item cap, the token budget,
     /// item positions 1..=max_items non-decreasing, masks.
     #[test]

@@ -14,14 +14,38 @@ const SEQ_LEN: usize = 512;
 fn input<B: Backend>(config: &RecformerConfig, device: &B::Device) -> RecformerInput<B> {
     let n = BATCH * SEQ_LEN;
     let ids: Vec<i64> = (0..n)
-        .map(|i| if i % SEQ_LEN == 0 { 101 } else { 1000 + (i * 7919 % 20000) as i64 })
+        .map(|i| {
+            if i % SEQ_LEN == 0 {
+                101
+            } else {
+                1000 + (i * 7919 % 20000) as i64
+            }
+        })
         .collect();
-    let types: Vec<i64> = (0..n).map(|i| if i % SEQ_LEN == 0 { 0 } else { 1 + (i % 2) as i64 }).collect();
+    let types: Vec<i64> = (0..n)
+        .map(|i| {
+            if i % SEQ_LEN == 0 {
+                0
+            } else {
+                1 + (i % 2) as i64
+            }
+        })
+        .collect();
     let items: Vec<i64> = (0..n)
-        .map(|i| ((i % SEQ_LEN + 63) / 64).min(config.max_item_embeddings - 1) as i64)
+        .map(|i| {
+            (i % SEQ_LEN)
+                .div_ceil(64)
+                .min(config.max_item_embeddings - 1) as i64
+        })
         .collect();
-    let t = |v: Vec<i64>| Tensor::<B, 2, Int>::from_data(TensorData::new(v, [BATCH, SEQ_LEN]), device);
-    RecformerInput::with_cls_global(t(ids), Tensor::ones([BATCH, SEQ_LEN], device), t(types), t(items))
+    let t =
+        |v: Vec<i64>| Tensor::<B, 2, Int>::from_data(TensorData::new(v, [BATCH, SEQ_LEN]), device);
+    RecformerInput::with_cls_global(
+        t(ids),
+        Tensor::ones([BATCH, SEQ_LEN], device),
+        t(types),
+        t(items),
+    )
 }
 
 fn bench_backend<B: Backend>(c: &mut Criterion, backend: &str) {

@@ -121,7 +121,10 @@ mod tests {
 
     #[test]
     fn uncompiled_backend_is_a_clear_error() {
-        for (name, compiled) in [("wgpu", cfg!(feature = "wgpu")), ("cuda", cfg!(feature = "cuda"))] {
+        for (name, compiled) in [
+            ("wgpu", cfg!(feature = "wgpu")),
+            ("cuda", cfg!(feature = "cuda")),
+        ] {
             let parsed = name.parse::<DeviceKind>();
             if compiled {
                 assert!(parsed.is_ok());

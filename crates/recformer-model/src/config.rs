@@ -73,7 +73,9 @@ enum WindowSpec {
 
 /// `attention_window` as an int (`[w]`, expanded to one per layer by
 /// [`RecformerConfig::from_json_str`]) or a per-layer list.
-fn deserialize_window<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<usize>, D::Error> {
+fn deserialize_window<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<usize>, D::Error> {
     Ok(match WindowSpec::deserialize(d)? {
         WindowSpec::One(w) => vec![w],
         WindowSpec::PerLayer(v) => v,
@@ -233,7 +235,7 @@ impl RecformerConfig {
                 return bad(field, "must be > 0".into());
             }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return bad(
                 "num_attention_heads",
                 format!(
@@ -301,14 +303,20 @@ impl RecformerConfig {
         }
         for (field, p) in [
             ("hidden_dropout_prob", self.hidden_dropout_prob),
-            ("attention_probs_dropout_prob", self.attention_probs_dropout_prob),
+            (
+                "attention_probs_dropout_prob",
+                self.attention_probs_dropout_prob,
+            ),
         ] {
             if !(0.0..1.0).contains(&p) {
                 return bad(field, format!("{p} is not in [0, 1)"));
             }
         }
         if self.layer_norm_eps <= 0.0 || self.layer_norm_eps.is_nan() {
-            return bad("layer_norm_eps", format!("{} must be > 0", self.layer_norm_eps));
+            return bad(
+                "layer_norm_eps",
+                format!("{} must be > 0", self.layer_norm_eps),
+            );
         }
         if self.temp <= 0.0 || self.temp.is_nan() {
             return bad("temp", format!("{} must be > 0", self.temp));
@@ -359,7 +367,10 @@ impl RecformerConfig {
     /// Parameters of `RecformerEmbeddings`: four tables and a LayerNorm.
     pub fn embeddings_num_params(&self) -> usize {
         let h = self.hidden_size;
-        (self.vocab_size + self.max_position_embeddings + self.token_type_size + self.max_item_embeddings)
+        (self.vocab_size
+            + self.max_position_embeddings
+            + self.token_type_size
+            + self.max_item_embeddings)
             * h
             + 2 * h
     }

@@ -52,10 +52,11 @@ impl<B: Backend> RecformerEmbeddings<B> {
                 .with_initializer(normal(std))
                 .init(device);
             if let Some(row) = zero_row {
-                let weight = emb.weight.val().detach().slice_assign(
-                    [row..row + 1, 0..h],
-                    Tensor::zeros([1, h], device),
-                );
+                let weight = emb
+                    .weight
+                    .val()
+                    .detach()
+                    .slice_assign([row..row + 1, 0..h], Tensor::zeros([1, h], device));
                 emb.weight = Param::from_tensor(weight.detach());
             }
             emb

@@ -138,7 +138,10 @@ pub enum Error {
         path: PathBuf,
     },
     /// The file mixes `longformer.*` and bare `embeddings.*`/`encoder.*` keys.
-    #[error("{path}: mixes `longformer.*` and bare model keys; e.g. [{}]", join(keys))]
+    #[error(
+        "{path}: mixes `longformer.*` and bare model keys; e.g. [{}]",
+        join(keys)
+    )]
     MixedPrefixes {
         /// The file.
         path: PathBuf,
@@ -180,7 +183,9 @@ pub enum Error {
         mismatches: Vec<ShapeMismatch>,
     },
     /// `lm_head.bias` and `lm_head.decoder.bias` (one tied parameter in PyTorch) differ.
-    #[error("{path}: `lm_head.bias` and `lm_head.decoder.bias` differ (they are one tied parameter)")]
+    #[error(
+        "{path}: `lm_head.bias` and `lm_head.decoder.bias` differ (they are one tied parameter)"
+    )]
     TiedBiasMismatch {
         /// The file.
         path: PathBuf,

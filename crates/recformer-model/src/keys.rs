@@ -57,7 +57,10 @@ pub fn model_key_shapes(config: &RecformerConfig) -> BTreeMap<String, Vec<usize>
     let mut add = |k: String, s: Vec<usize>| {
         keys.insert(k, s);
     };
-    add("embeddings.word_embeddings.weight".into(), vec![config.vocab_size, h]);
+    add(
+        "embeddings.word_embeddings.weight".into(),
+        vec![config.vocab_size, h],
+    );
     add(
         "embeddings.position_embeddings.weight".into(),
         vec![config.max_position_embeddings, h],
@@ -74,7 +77,14 @@ pub fn model_key_shapes(config: &RecformerConfig) -> BTreeMap<String, Vec<usize>
     add("embeddings.LayerNorm.bias".into(), vec![h]);
     for i in 0..config.num_hidden_layers {
         let p = format!("encoder.layer.{i}");
-        for proj in ["query", "key", "value", "query_global", "key_global", "value_global"] {
+        for proj in [
+            "query",
+            "key",
+            "value",
+            "query_global",
+            "key_global",
+            "value_global",
+        ] {
             add(format!("{p}.attention.self.{proj}.weight"), vec![h, h]);
             add(format!("{p}.attention.self.{proj}.bias"), vec![h]);
         }

@@ -119,7 +119,13 @@ impl<B: Backend> LongformerOutput<B> {
     pub fn init(config: &RecformerConfig, device: &B::Device) -> Self {
         let h = config.hidden_size;
         Self {
-            dense: linear(config.intermediate_size, h, true, config.initializer_range, device),
+            dense: linear(
+                config.intermediate_size,
+                h,
+                true,
+                config.initializer_range,
+                device,
+            ),
             layer_norm: LayerNormConfig::new(h)
                 .with_epsilon(config.layer_norm_eps)
                 .init(device),
@@ -165,9 +171,7 @@ impl<B: Backend> LongformerLayer<B> {
         masks: &AttentionMasks<B>,
         attention_impl: AttentionImpl,
     ) -> Tensor<B, 3> {
-        let attention_output = self
-            .attention
-            .forward(hidden_states, masks, attention_impl);
+        let attention_output = self.attention.forward(hidden_states, masks, attention_impl);
         let intermediate = self.intermediate.forward(attention_output.clone());
         self.output.forward(intermediate, attention_output)
     }

@@ -86,14 +86,14 @@ fn read_snapshots(path: &Path) -> Result<BTreeMap<String, TensorSnapshot>> {
     match ext.as_str() {
         "safetensors" => SafetensorsStore::from_file(path)
             .get_all_snapshots()
-            .map(|m| m.clone())
+            .cloned()
             .map_err(|source| Error::SafetensorsRead {
                 path: path.to_path_buf(),
                 source,
             }),
         "bin" | "pt" | "pth" => PytorchStore::from_file(path)
             .get_all_snapshots()
-            .map(|m| m.clone())
+            .cloned()
             .map_err(|source| Error::Pytorch {
                 path: path.to_path_buf(),
                 source,
@@ -161,7 +161,11 @@ fn renamed(snapshot: &TensorSnapshot, burn_path: &str, dtype: DType) -> TensorSn
     let convert = snapshot.dtype != dtype;
     let data_fn = Rc::new(move || {
         let data = source()?;
-        Ok(if convert { data.convert_dtype(dtype) } else { data })
+        Ok(if convert {
+            data.convert_dtype(dtype)
+        } else {
+            data
+        })
     });
     TensorSnapshot::from_closure(
         data_fn,
@@ -252,19 +256,13 @@ pub fn load_checkpoint<B: Backend>(
     }
 
     // The tied MLM bias: keep one copy.
-    let decoder_bias = lm_entries.remove("decoder.bias");
-    match (lm_entries.get("bias").copied(), decoder_bias) {
-        (Some(bias), Some(decoder_bias)) => {
-            if !tensors_equal(bias, decoder_bias, path)? {
-                return Err(Error::TiedBiasMismatch {
-                    path: path.to_path_buf(),
-                });
-            }
+    if let Some(decoder_bias) = lm_entries.remove("decoder.bias") {
+        let bias = *lm_entries.entry("bias").or_insert(decoder_bias);
+        if !tensors_equal(bias, decoder_bias, path)? {
+            return Err(Error::TiedBiasMismatch {
+                path: path.to_path_buf(),
+            });
         }
-        (None, Some(decoder_bias)) => {
-            lm_entries.insert("bias", decoder_bias);
-        }
-        _ => {}
     }
 
     let want_lm = prefix == CheckpointPrefix::Pretraining || !lm_entries.is_empty();
@@ -423,9 +421,19 @@ pub fn save_safetensors<B: Backend>(
         ""
     };
     let mut tensors: Vec<(String, TensorData)> = Vec::new();
-    collect_hf(model, |p| format!("{prefix}{}", hf_key_of_param(p)), &mut tensors, path)?;
+    collect_hf(
+        model,
+        |p| format!("{prefix}{}", hf_key_of_param(p)),
+        &mut tensors,
+        path,
+    )?;
     if let Some(head) = lm_head {
-        collect_hf(head, |p| format!("lm_head.{}", hf_key_of_param(p)), &mut tensors, path)?;
+        collect_hf(
+            head,
+            |p| format!("lm_head.{}", hf_key_of_param(p)),
+            &mut tensors,
+            path,
+        )?;
         tensors.push((
             "lm_head.decoder.bias".into(),
             head.bias.val().into_data().convert::<f32>(),
@@ -447,11 +455,12 @@ pub fn save_safetensors<B: Backend>(
         })?;
         views.push((key.clone(), view));
     }
-    safetensors::serialize_to_file(views, None, path).map_err(|source| Error::SafetensorsWrite {
-        path: path.to_path_buf(),
-        source,
+    safetensors::serialize_to_file(views, None, path).map_err(|source| {
+        Error::SafetensorsWrite {
+            path: path.to_path_buf(),
+            source,
+        }
     })?;
     log::info!("saved {} tensors to {}", tensors.len(), path.display());
     Ok(())
 }
-

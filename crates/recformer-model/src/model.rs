@@ -77,9 +77,9 @@ impl<B: Backend> RecformerModel<B> {
         let global_attention_mask = pad(input.global_attention_mask, 0);
 
         let masks = AttentionMasks::new(attention_mask, global_attention_mask);
-        let embedding_output = self
-            .embeddings
-            .forward(input_ids, token_type_ids, item_position_ids);
+        let embedding_output =
+            self.embeddings
+                .forward(input_ids, token_type_ids, item_position_ids);
         let hidden = self
             .encoder
             .forward(embedding_output, &masks, self.attention_impl);

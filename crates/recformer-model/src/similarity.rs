@@ -10,7 +10,12 @@ pub const COSINE_EPS: f64 = 1e-8;
 /// # Shapes
 /// - `[n, d]` -> `[n, d]`
 pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(COSINE_EPS);
+    let norm = x
+        .clone()
+        .powi_scalar(2)
+        .sum_dim(1)
+        .sqrt()
+        .clamp_min(COSINE_EPS);
     x / norm
 }
 

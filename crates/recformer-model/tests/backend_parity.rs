@@ -1,7 +1,8 @@
-//! The same fixture gives the same numbers on two backends (run with `--features wgpu` and/or
-//! `--features ndarray`; the Flex-only default build compiles this file to nothing).
+//! The same fixture gives the same numbers on two backends (run with `--features wgpu`,
+//! `--features ndarray` and/or `--features cuda`; the Flex-only default build compiles this file to
+//! nothing).
 
-#![cfg(any(feature = "wgpu", feature = "ndarray"))]
+#![cfg(any(feature = "wgpu", feature = "ndarray", feature = "cuda"))]
 
 mod common;
 
@@ -20,8 +21,16 @@ fn compare_with_cpu<O: Backend>(device: O::Device) {
     for imp in [AttentionImpl::Dense, AttentionImpl::Sliding] {
         for name in CASES {
             let case = Case::load(name);
-            let a = cpu.model.clone().with_attention_impl(imp).forward(case.input::<Cpu>(&cpu_device));
-            let b = other.model.clone().with_attention_impl(imp).forward(case.input::<O>(&device));
+            let a = cpu
+                .model
+                .clone()
+                .with_attention_impl(imp)
+                .forward(case.input::<Cpu>(&cpu_device));
+            let b = other
+                .model
+                .clone()
+                .with_attention_impl(imp)
+                .forward(case.input::<O>(&device));
             let what = format!("{name} {imp:?}");
             assert_close(
                 b.last_hidden_state.to_data(),
@@ -30,7 +39,13 @@ fn compare_with_cpu<O: Backend>(device: O::Device) {
                 1e-5,
                 &what,
             );
-            assert_close(b.pooler_output.to_data(), a.pooler_output.to_data(), 1e-4, 1e-5, &what);
+            assert_close(
+                b.pooler_output.to_data(),
+                a.pooler_output.to_data(),
+                1e-4,
+                1e-5,
+                &what,
+            );
             let la = cpu.lm_head.as_ref().unwrap().forward(a.last_hidden_state);
             let lb = other.lm_head.as_ref().unwrap().forward(b.last_hidden_state);
             assert_close(lb.to_data(), la.to_data(), 1e-4, 1e-5, &what);
@@ -50,4 +65,10 @@ fn wgpu_matches_cpu() {
 #[test]
 fn ndarray_matches_flex() {
     compare_with_cpu::<recformer_model::backend::NdArray>(Default::default());
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_matches_cpu() {
+    compare_with_cpu::<recformer_model::backend::Cuda>(Default::default());
 }

@@ -37,11 +37,21 @@ fn rewrite(
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
         if let Some((k, s, v)) = edit(&name, view.shape().to_vec(), values) {
-            out.push((k, s, v.iter().flat_map(|x| x.to_le_bytes()).collect(), safetensors::Dtype::F32));
+            out.push((
+                k,
+                s,
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                safetensors::Dtype::F32,
+            ));
         }
     }
     for (k, s, v) in extra {
-        out.push((k, s, v.iter().flat_map(|x| x.to_le_bytes()).collect(), safetensors::Dtype::F32));
+        out.push((
+            k,
+            s,
+            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            safetensors::Dtype::F32,
+        ));
     }
     let views: Vec<(String, TensorView)> = out
         .iter()
@@ -60,20 +70,34 @@ fn unknown_prefix_is_a_clear_error() {
     let path = dir.path().join("bert.safetensors");
     rewrite(
         &path,
-        |k, s, v| Some((k.replace("longformer.", "bert.").replace("lm_head.", "cls.predictions."), s, v)),
+        |k, s, v| {
+            Some((
+                k.replace("longformer.", "bert.")
+                    .replace("lm_head.", "cls.predictions."),
+                s,
+                v,
+            ))
+        },
         vec![],
     );
     let err = load_err(&path);
     assert!(matches!(err, Error::UnknownPrefix { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("unknown key prefix") && msg.contains("bert."), "{msg}");
+    assert!(
+        msg.contains("unknown key prefix") && msg.contains("bert."),
+        "{msg}"
+    );
 }
 
 #[test]
 fn lightning_dump_is_recognised() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lightning.safetensors");
-    rewrite(&path, |k, s, v| Some((format!("_forward_module.model.{k}"), s, v)), vec![]);
+    rewrite(
+        &path,
+        |k, s, v| Some((format!("_forward_module.model.{k}"), s, v)),
+        vec![],
+    );
     let err = load_err(&path);
     assert!(matches!(err, Error::LightningCheckpoint { .. }), "{err}");
 }
@@ -88,7 +112,16 @@ fn wrong_expected_prefix_is_a_clear_error() {
     )
     .unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, Error::PrefixMismatch { found: CheckpointPrefix::Model, .. }), "{msg}");
+    assert!(
+        matches!(
+            err,
+            Error::PrefixMismatch {
+                found: CheckpointPrefix::Model,
+                ..
+            }
+        ),
+        "{msg}"
+    );
     assert!(msg.contains("SeqRec") && msg.contains("Model"), "{msg}");
 }
 
@@ -97,7 +130,11 @@ fn missing_key_is_listed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("missing.safetensors");
     let dropped = "longformer.encoder.layer.1.attention.self.key_global.bias";
-    rewrite(&path, |k, s, v| (k != dropped).then(|| (k.to_string(), s, v)), vec![]);
+    rewrite(
+        &path,
+        |k, s, v| (k != dropped).then(|| (k.to_string(), s, v)),
+        vec![],
+    );
     match load_err(&path) {
         Error::MissingKeys { keys, .. } => assert_eq!(keys, vec![dropped.to_string()]),
         other => panic!("expected MissingKeys, got {other}"),
@@ -108,10 +145,17 @@ fn missing_key_is_listed() {
 fn missing_lm_head_in_pretraining_style_is_listed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("no_head.safetensors");
-    rewrite(&path, |k, s, v| (!k.starts_with("lm_head.")).then(|| (k.to_string(), s, v)), vec![]);
+    rewrite(
+        &path,
+        |k, s, v| (!k.starts_with("lm_head.")).then(|| (k.to_string(), s, v)),
+        vec![],
+    );
     match load_err(&path) {
         Error::MissingKeys { keys, .. } => {
-            assert!(keys.contains(&"lm_head.decoder.weight".to_string()), "{keys:?}");
+            assert!(
+                keys.contains(&"lm_head.decoder.weight".to_string()),
+                "{keys:?}"
+            );
             assert_eq!(keys.len(), 6, "{keys:?}");
         }
         other => panic!("expected MissingKeys, got {other}"),
@@ -125,7 +169,11 @@ fn unexpected_key_is_listed() {
     rewrite(
         &path,
         |k, s, v| Some((k.to_string(), s, v)),
-        vec![("longformer.pooler.dense.bias".into(), vec![32], vec![0.0; 32])],
+        vec![(
+            "longformer.pooler.dense.bias".into(),
+            vec![32],
+            vec![0.0; 32],
+        )],
     );
     match load_err(&path) {
         Error::UnexpectedKeys { keys, .. } => {
@@ -170,7 +218,8 @@ fn shape_mismatch_is_listed() {
 fn config_mismatch_is_a_shape_error() {
     let mut config = fixture_config();
     config.intermediate_size = 48;
-    let err = load_checkpoint::<Cpu>(&fixture("model.bin"), &config, &Default::default()).unwrap_err();
+    let err =
+        load_checkpoint::<Cpu>(&fixture("model.bin"), &config, &Default::default()).unwrap_err();
     match err {
         Error::ShapeMismatches { mismatches, .. } => assert_eq!(mismatches.len(), 2 * 3),
         other => panic!("expected ShapeMismatches, got {other}"),
@@ -184,7 +233,11 @@ fn untied_mlm_bias_is_an_error_and_either_copy_suffices() {
     rewrite(
         &path,
         |k, s, v| {
-            let v = if k == "lm_head.decoder.bias" { v.iter().map(|x| x + 1.0).collect() } else { v };
+            let v = if k == "lm_head.decoder.bias" {
+                v.iter().map(|x| x + 1.0).collect()
+            } else {
+                v
+            };
             Some((k.to_string(), s, v))
         },
         vec![],
@@ -193,11 +246,18 @@ fn untied_mlm_bias_is_an_error_and_either_copy_suffices() {
 
     for dropped in ["lm_head.bias", "lm_head.decoder.bias"] {
         let path = dir.path().join("one_bias.safetensors");
-        rewrite(&path, |k, s, v| (k != dropped).then(|| (k.to_string(), s, v)), vec![]);
+        rewrite(
+            &path,
+            |k, s, v| (k != dropped).then(|| (k.to_string(), s, v)),
+            vec![],
+        );
         let loaded = load_checkpoint::<Cpu>(&path, &fixture_config(), &Default::default()).unwrap();
-        let reference =
-            load_checkpoint::<Cpu>(&fixture("pretraining.bin"), &fixture_config(), &Default::default())
-                .unwrap();
+        let reference = load_checkpoint::<Cpu>(
+            &fixture("pretraining.bin"),
+            &fixture_config(),
+            &Default::default(),
+        )
+        .unwrap();
         assert_close(
             loaded.lm_head.unwrap().bias.val().to_data(),
             reference.lm_head.unwrap().bias.val().to_data(),
@@ -212,10 +272,17 @@ fn untied_mlm_bias_is_an_error_and_either_copy_suffices() {
 fn model_style_with_lm_head_keys_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bare_with_head.safetensors");
-    rewrite(&path, |k, s, v| Some((k.trim_start_matches("longformer.").to_string(), s, v)), vec![]);
+    rewrite(
+        &path,
+        |k, s, v| Some((k.trim_start_matches("longformer.").to_string(), s, v)),
+        vec![],
+    );
     match load_err(&path) {
         Error::UnexpectedKeys { keys, .. } => {
-            assert!(keys.iter().all(|k| k.starts_with("lm_head.")) && keys.len() == 7, "{keys:?}")
+            assert!(
+                keys.iter().all(|k| k.starts_with("lm_head.")) && keys.len() == 7,
+                "{keys:?}"
+            )
         }
         other => panic!("expected UnexpectedKeys, got {other}"),
     }
@@ -226,8 +293,14 @@ fn unsupported_extension_and_missing_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("weights.ckpt");
     std::fs::write(&path, b"x").unwrap();
-    assert!(matches!(load_err(&path), Error::UnsupportedCheckpointFormat { .. }));
-    assert!(matches!(load_err(&dir.path().join("absent.bin")), Error::Io { .. }));
+    assert!(matches!(
+        load_err(&path),
+        Error::UnsupportedCheckpointFormat { .. }
+    ));
+    assert!(matches!(
+        load_err(&dir.path().join("absent.bin")),
+        Error::Io { .. }
+    ));
 }
 
 #[test]
@@ -242,8 +315,18 @@ fn save_then_load_round_trips_every_style() {
 
     let cases = [
         ("model.safetensors", None, None, CheckpointPrefix::Model),
-        ("pre.safetensors", pre.lm_head.as_ref(), None, CheckpointPrefix::Pretraining),
-        ("seq.safetensors", None, seq.item_embedding.as_ref(), CheckpointPrefix::SeqRec),
+        (
+            "pre.safetensors",
+            pre.lm_head.as_ref(),
+            None,
+            CheckpointPrefix::Pretraining,
+        ),
+        (
+            "seq.safetensors",
+            None,
+            seq.item_embedding.as_ref(),
+            CheckpointPrefix::SeqRec,
+        ),
         (
             "both.safetensors",
             pre.lm_head.as_ref(),

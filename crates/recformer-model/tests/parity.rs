@@ -18,7 +18,11 @@ fn check_file(file: &str, prefix: CheckpointPrefix) {
     let config = fixture_config();
     let loaded = load_checkpoint::<Cpu>(&fixture(file), &config, &device).expect("load");
     assert_eq!(loaded.prefix, prefix);
-    for attention_impl in [AttentionImpl::Dense, AttentionImpl::Sliding, AttentionImpl::Auto] {
+    for attention_impl in [
+        AttentionImpl::Dense,
+        AttentionImpl::Sliding,
+        AttentionImpl::Auto,
+    ] {
         let model = loaded.model.clone().with_attention_impl(attention_impl);
         for name in CASES {
             let case = Case::load(name);
@@ -70,7 +74,8 @@ fn model_bin_matches_pytorch() {
 fn seqrec_bin_matches_pytorch_and_keeps_item_table() {
     check_file("seqrec.bin", CheckpointPrefix::SeqRec);
     let device = Default::default();
-    let loaded = load_checkpoint::<Cpu>(&fixture("seqrec.bin"), &fixture_config(), &device).unwrap();
+    let loaded =
+        load_checkpoint::<Cpu>(&fixture("seqrec.bin"), &fixture_config(), &device).unwrap();
     assert!(loaded.lm_head.is_none());
     let items: Tensor<Cpu, 2> = loaded.item_embedding.expect("item_embedding");
     let expected = read_tensors("seqrec_item_embedding.safetensors")["item_embedding"].clone();
@@ -80,8 +85,7 @@ fn seqrec_bin_matches_pytorch_and_keeps_item_table() {
 #[test]
 fn pooled_output_is_first_token_of_last_hidden_state() {
     let device = Default::default();
-    let loaded =
-        load_checkpoint::<Cpu>(&fixture("model.bin"), &fixture_config(), &device).unwrap();
+    let loaded = load_checkpoint::<Cpu>(&fixture("model.bin"), &fixture_config(), &device).unwrap();
     let case = Case::load("padded");
     let out = loaded.model.forward(case.input::<Cpu>(&device));
     let [b, _, h] = out.last_hidden_state.dims();
@@ -89,5 +93,11 @@ fn pooled_output_is_first_token_of_last_hidden_state() {
         .last_hidden_state
         .slice([0..b, 0..1, 0..h])
         .reshape([b, h]);
-    assert_close(first.to_data(), out.pooler_output.to_data(), 0.0, 0.0, "cls pooling");
+    assert_close(
+        first.to_data(),
+        out.pooler_output.to_data(),
+        0.0,
+        0.0,
+        "cls pooling",
+    );
 }

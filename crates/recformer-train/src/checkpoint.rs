@@ -9,10 +9,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param, ParamId};
+use burn::optim::GradientsParams;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
-use burn::optim::GradientsParams;
 use safetensors::tensor::{Dtype, TensorView};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -100,7 +100,8 @@ pub fn save_item_matrix<B: Backend>(path: &Path, items: &Tensor<B, 2>) -> Result
         .map_err(|e| Error::InvalidData(format!("item matrix: {e:?}")))?;
     let bytes = f32_bytes(&values);
     let view = TensorView::new(Dtype::F32, vec![n, h], &bytes).map_err(st_err(path))?;
-    let out = safetensors::serialize([(ITEM_EMBEDDINGS_TENSOR, view)], None).map_err(st_err(path))?;
+    let out =
+        safetensors::serialize([(ITEM_EMBEDDINGS_TENSOR, view)], None).map_err(st_err(path))?;
     write_atomic(path, &out)
 }
 

@@ -113,7 +113,7 @@ impl PretrainConfig {
         if self.val_batch_size == 0 {
             return Err(Error::config("val_batch_size", "must be at least 1"));
         }
-        if !(self.learning_rate > 0.0) {
+        if self.learning_rate.is_nan() || self.learning_rate <= 0.0 {
             return Err(Error::config("learning_rate", "must be positive"));
         }
         if !(0.0..1.0).contains(&self.mlm_probability) {
@@ -225,7 +225,10 @@ impl FinetuneConfig {
     pub fn validate(&self) -> Result<()> {
         for (field, v) in [
             ("batch_size", self.batch_size),
-            ("gradient_accumulation_steps", self.gradient_accumulation_steps),
+            (
+                "gradient_accumulation_steps",
+                self.gradient_accumulation_steps,
+            ),
             ("verbose", self.verbose),
             ("eval_batch_size", self.eval_batch_size),
             ("encode_batch_size", self.encode_batch_size),
@@ -237,7 +240,7 @@ impl FinetuneConfig {
                 return Err(Error::config(field, "must be at least 1"));
             }
         }
-        if !(self.learning_rate > 0.0) {
+        if self.learning_rate.is_nan() || self.learning_rate <= 0.0 {
             return Err(Error::config("learning_rate", "must be positive"));
         }
         Ok(())

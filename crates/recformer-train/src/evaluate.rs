@@ -97,6 +97,7 @@ pub fn rank_batch<B: Backend>(
 /// Evaluates `examples` with full ranking against `items` (raw item matrix, row = item).
 ///
 /// Pass a model without autodiff (`model.valid()`).
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate<B: Backend>(
     model: &RecformerModel<B>,
     items: &Tensor<B, 2>,

@@ -117,6 +117,7 @@ pub struct FinetuneResult {
 
 /// What [`finetune`] returns.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum FinetuneOutcome {
     /// The run finished; final numbers.
     Finished(FinetuneResult),
@@ -532,7 +533,7 @@ pub fn finetune<B: AutodiffBackend>(
         trainer.log(e)?;
 
         let mut stage_over = trainer.state.epoch >= config.num_train_epochs;
-        if (epoch + 1) % config.verbose == 0 {
+        if (epoch + 1).is_multiple_of(config.verbose) {
             let ev = trainer.eval(&model, &items, Split::Val)?;
             let improved = trainer
                 .state

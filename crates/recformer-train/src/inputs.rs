@@ -77,6 +77,7 @@ pub fn with_input_ids<B: Backend>(
     let [b, l] = input.dims();
     let data: Vec<i64> = ids.iter().map(|&v| v as i64).collect();
     let mut out = input.clone();
-    out.input_ids = Tensor::<B, 2, Int>::from_data(burn::tensor::TensorData::new(data, [b, l]), device);
+    out.input_ids =
+        Tensor::<B, 2, Int>::from_data(burn::tensor::TensorData::new(data, [b, l]), device);
     out
 }

@@ -86,7 +86,10 @@ pub fn mlm_loss_lean<B: Backend>(
         return hidden.sum().mul_scalar(0.0);
     }
     let kept: Vec<i64> = positions.iter().map(|&p| labels[p as usize]).collect();
-    let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(positions.clone(), [positions.len()]), &device);
+    let idx = Tensor::<B, 1, Int>::from_data(
+        TensorData::new(positions.clone(), [positions.len()]),
+        &device,
+    );
     let rows = hidden.reshape([b * l, h]).select(0, idx);
     cross_entropy_ignore(lm_head.forward_rows(rows), &kept)
 }
@@ -148,9 +151,12 @@ pub fn finetune_loss<B: Backend>(
     chunk_size: usize,
 ) -> Tensor<B, 1> {
     let [b, _] = seq.dims();
-    let [n, _] = items_normalized.dims();
+    let [n, h] = items_normalized.dims();
     assert_eq!(labels.len(), b, "one label per sequence");
-    assert!(labels.iter().all(|&l| l < n), "label outside the item matrix");
+    assert!(
+        labels.iter().all(|&l| l < n),
+        "label outside the item matrix"
+    );
     let device = seq.device();
     let seq_n = l2_normalize(seq);
     let shift = 1.0 / temp;
@@ -159,7 +165,7 @@ pub fn finetune_loss<B: Backend>(
     let mut start = 0;
     while start < n {
         let end = (start + chunk).min(n);
-        let items_c = items_normalized.clone().slice([start..end]);
+        let items_c = items_normalized.clone().slice([start..end, 0..h]);
         let part = seq_n
             .clone()
             .matmul(items_c.transpose())

@@ -119,9 +119,14 @@ impl MetricsAccumulator {
                 *acc += v;
             }
         }
-        for i in 0..5 {
-            self.sums[i] += batch[i];
-            self.batch_mean_sums[i] += batch[i] / ranks.len() as f64;
+        for ((sum, mean_sum), v) in self
+            .sums
+            .iter_mut()
+            .zip(&mut self.batch_mean_sums)
+            .zip(batch)
+        {
+            *sum += v;
+            *mean_sum += v / ranks.len() as f64;
         }
         self.users += ranks.len();
         self.batches += 1;
@@ -195,7 +200,13 @@ pub fn evaluate_static_scores(
     for chunk in cases.chunks(batch_size.max(1)) {
         let ranks: Vec<usize> = chunk
             .iter()
-            .map(|c| rank_of(scores, c.label, if exclude_history { c.history } else { &[] }))
+            .map(|c| {
+                rank_of(
+                    scores,
+                    c.label,
+                    if exclude_history { c.history } else { &[] },
+                )
+            })
             .collect();
         acc.push_batch(&ranks);
     }
@@ -215,7 +226,11 @@ pub fn evaluate_random<R: Rng>(
         for s in scores.iter_mut() {
             *s = rng.random::<f32>();
         }
-        let rank = rank_of(&scores, c.label, if exclude_history { c.history } else { &[] });
+        let rank = rank_of(
+            &scores,
+            c.label,
+            if exclude_history { c.history } else { &[] },
+        );
         acc.push_batch(&[rank]);
     }
     acc.mean_over_users()
@@ -288,7 +303,14 @@ mod tests {
             ..Default::default()
         };
         let v = serde_json::to_value(m).unwrap();
-        for key in ["NDCG@10", "Recall@10", "NDCG@50", "Recall@50", "MRR", "users"] {
+        for key in [
+            "NDCG@10",
+            "Recall@10",
+            "NDCG@50",
+            "Recall@50",
+            "MRR",
+            "users",
+        ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }
         let back: Metrics = serde_json::from_value(v).unwrap();

@@ -118,19 +118,25 @@ mod tests {
         };
         // loss = 3*sum(a) + 4*b[0,0] -> grads a=[3,3], b=[[4,0],[0,0]]; global norm = sqrt(9+9+16)
         let loss = m.a.val().sum().mul_scalar(3.0)
-            + m.b
-                .val()
-                .slice([0..1, 0..1])
-                .reshape([1])
-                .mul_scalar(4.0);
+            + m.b.val().slice([0..1, 0..1]).reshape([1]).mul_scalar(4.0);
         let mut grads = GradientsParams::from_grads(loss.backward(), &m);
         let norm = clip_grad_norm::<B, _>(&m, &mut grads, 1.0);
         assert!((norm - 34f64.sqrt()).abs() < 1e-5);
         let after = global_grad_norm::<B, _>(&m, &grads);
         assert!((after - 1.0).abs() < 1e-4, "{after}");
         // the direction is kept: ratio a/b = 3/4 across tensors (per-tensor clipping would break it)
-        let ga = grads.get::<Flex, 1>(m.a.id).unwrap().into_data().to_vec::<f32>().unwrap();
-        let gb = grads.get::<Flex, 2>(m.b.id).unwrap().into_data().to_vec::<f32>().unwrap();
+        let ga = grads
+            .get::<Flex, 1>(m.a.id)
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let gb = grads
+            .get::<Flex, 2>(m.b.id)
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
         assert!((ga[0] / gb[0] - 0.75).abs() < 1e-5);
         // below the threshold nothing changes
         let n2 = clip_grad_norm::<B, _>(&m, &mut grads, 10.0);

@@ -147,8 +147,12 @@ pub fn pretrain_step<B: Backend, R: Rng>(
     let histories: Vec<&[usize]> = pairs.iter().map(|(h, _)| h.as_slice()).collect();
     let targets: Vec<[usize; 1]> = pairs.iter().map(|(_, t)| [*t]).collect();
     let target_refs: Vec<&[usize]> = targets.iter().map(|t| t.as_slice()).collect();
-    let (batch_a, input_a) = data.builder.batch::<B>(&histories, data.item_tokens, device);
-    let (batch_b, input_b) = data.builder.batch::<B>(&target_refs, data.item_tokens, device);
+    let (batch_a, input_a) = data
+        .builder
+        .batch::<B>(&histories, data.item_tokens, device);
+    let (batch_b, input_b) = data
+        .builder
+        .batch::<B>(&target_refs, data.item_tokens, device);
     let masked_a = mask_mlm(&batch_a, data.tokenizer, mlm, rng);
     let masked_b = mask_mlm(&batch_b, data.tokenizer, mlm, rng);
 
@@ -195,7 +199,10 @@ pub fn validate_pretrain<B: Backend>(
         Some(m) => &data.corpus.dev[..m.min(data.corpus.dev.len())],
         None => &data.corpus.dev,
     };
-    let pairs: Vec<PretrainPair> = dev.iter().filter_map(|s| sample_pair(s, &mut rng)).collect();
+    let pairs: Vec<PretrainPair> = dev
+        .iter()
+        .filter_map(|s| sample_pair(s, &mut rng))
+        .collect();
     if pairs.is_empty() {
         return None;
     }
@@ -206,8 +213,12 @@ pub fn validate_pretrain<B: Backend>(
         let histories: Vec<&[usize]> = chunk.iter().map(|(h, _)| h.as_slice()).collect();
         let targets: Vec<[usize; 1]> = chunk.iter().map(|(_, t)| [*t]).collect();
         let target_refs: Vec<&[usize]> = targets.iter().map(|t| t.as_slice()).collect();
-        let (_, a) = data.builder.batch::<B>(&histories, data.item_tokens, device);
-        let (_, b) = data.builder.batch::<B>(&target_refs, data.item_tokens, device);
+        let (_, a) = data
+            .builder
+            .batch::<B>(&histories, data.item_tokens, device);
+        let (_, b) = data
+            .builder
+            .batch::<B>(&target_refs, data.item_tokens, device);
         let z1 = model.longformer.forward(a).pooler_output;
         let z2 = model.longformer.forward(b).pooler_output;
         sum += in_batch_accuracy(iic_loss(z1, z2, temp).logits);
@@ -301,7 +312,12 @@ impl Run<'_> {
                     .top_k
                     .last()
                     .is_some_and(|worst| accuracy > worst.accuracy));
-        e.best = Some(self.state.top_k.first().is_none_or(|b| accuracy > b.accuracy));
+        e.best = Some(
+            self.state
+                .top_k
+                .first()
+                .is_none_or(|b| accuracy > b.accuracy),
+        );
         self.log(e)?;
         if qualifies {
             self.state.counter += 1;
@@ -370,19 +386,18 @@ pub fn pretrain<B: AutodiffBackend>(
     } else {
         model
     };
-    let mut stepper =
-        OptimizerStepper::<B, RecformerForPretraining<B>>::new(StepperConfig {
-            schedule: LrSchedule {
-                base_lr: config.learning_rate,
-                warmup_steps: config.warmup_steps,
-                total_steps,
-                decay: DecayKind::Linear,
-            },
-            accumulation: config.gradient_accumulation_steps,
-            max_grad_norm: config.max_grad_norm,
-            weight_decay: config.weight_decay,
-            adam_epsilon: config.adam_epsilon,
-        });
+    let mut stepper = OptimizerStepper::<B, RecformerForPretraining<B>>::new(StepperConfig {
+        schedule: LrSchedule {
+            base_lr: config.learning_rate,
+            warmup_steps: config.warmup_steps,
+            total_steps,
+            decay: DecayKind::Linear,
+        },
+        accumulation: config.gradient_accumulation_steps,
+        max_grad_norm: config.max_grad_norm,
+        weight_decay: config.weight_decay,
+        adam_epsilon: config.adam_epsilon,
+    });
     let mut r = Run {
         run,
         progress,
@@ -466,8 +481,7 @@ pub fn pretrain<B: AutodiffBackend>(
         let chunks: Vec<&[PretrainPair]> = pairs.chunks(config.batch_size).collect();
         while r.state.batch_in_epoch < chunks.len() {
             let i = r.state.batch_in_epoch;
-            let mut batch_rng =
-                ChaCha8Rng::seed_from_u64(derive_seed(epoch_seed, &[i as u64, 7]));
+            let mut batch_rng = ChaCha8Rng::seed_from_u64(derive_seed(epoch_seed, &[i as u64, 7]));
             B::seed(device, derive_seed(epoch_seed, &[i as u64, 9]));
             let out = pretrain_step(
                 &model,
@@ -493,11 +507,21 @@ pub fn pretrain<B: AutodiffBackend>(
                 break;
             }
             if config.val_check_interval > 0
-                && r.state.batch_in_epoch % config.val_check_interval == 0
+                && r.state
+                    .batch_in_epoch
+                    .is_multiple_of(config.val_check_interval)
                 && r.state.batch_in_epoch < chunks.len()
             {
                 let mean = loss_sum / loss_n.max(1) as f64;
-                r.validate(&model, data, config, temp, stepper.steps, Some(mean), device)?;
+                r.validate(
+                    &model,
+                    data,
+                    config,
+                    temp,
+                    stepper.steps,
+                    Some(mean),
+                    device,
+                )?;
                 r.save_last(&model, &mut stepper)?;
             }
         }

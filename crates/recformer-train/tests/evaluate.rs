@@ -50,7 +50,9 @@ fn item_encoding_is_in_row_order_and_independent_of_batching() {
             &device,
             &NoProgress,
         );
-        let a = all.clone().slice([row..row + 1]);
+        let a = all
+            .clone()
+            .slice([row..row + 1, 0..w.model_config.hidden_size]);
         let diff: f32 = (a - one).abs().max().into_scalar();
         assert!(diff < 1e-4, "row {row}: {diff}");
     }

@@ -6,8 +6,8 @@ use burn::tensor::{Distribution, Tensor, TensorData};
 use common::Inner;
 use recformer_model::{LongformerLMHead, RecformerConfig};
 use recformer_train::loss::{
-    cross_entropy_ignore, finetune_loss, iic_loss, in_batch_accuracy, mlm_loss_full,
-    mlm_loss_lean, IGNORE_INDEX,
+    cross_entropy_ignore, finetune_loss, iic_loss, in_batch_accuracy, mlm_loss_full, mlm_loss_lean,
+    IGNORE_INDEX,
 };
 
 fn values<const D: usize>(t: Tensor<Inner, D>) -> Vec<f64> {
@@ -113,8 +113,17 @@ fn finetune_loss_is_full_softmax_and_chunking_does_not_change_it() {
     }
     expected /= b as f64;
     for chunk in [1, 4, 11, 1000] {
-        let got = scalar(finetune_loss(seq.clone(), items_n.clone(), &labels, temp, chunk));
-        assert!((got - expected).abs() < 1e-4, "chunk {chunk}: {got} vs {expected}");
+        let got = scalar(finetune_loss(
+            seq.clone(),
+            items_n.clone(),
+            &labels,
+            temp,
+            chunk,
+        ));
+        assert!(
+            (got - expected).abs() < 1e-4,
+            "chunk {chunk}: {got} vs {expected}"
+        );
     }
 }
 
@@ -146,21 +155,35 @@ fn lean_and_full_mlm_give_the_same_gradients() {
     let config = RecformerConfig::tiny();
     let device = Default::default();
     let head = LongformerLMHead::<B>::init(&config, &device);
-    let hidden_inner =
-        Tensor::<Inner, 3>::random([2, 5, config.hidden_size], Distribution::Normal(0.0, 1.0), &device);
+    let hidden_inner = Tensor::<Inner, 3>::random(
+        [2, 5, config.hidden_size],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
     let labels: Vec<i64> = (0..10)
-        .map(|i| if i % 3 == 0 { (i * 7 % 64) as i64 } else { IGNORE_INDEX })
+        .map(|i| {
+            if i % 3 == 0 {
+                (i * 7 % 64) as i64
+            } else {
+                IGNORE_INDEX
+            }
+        })
         .collect();
     let hidden = || Tensor::<B, 3>::from_inner(hidden_inner.clone());
     let g_full = GradientsParams::from_grads(
         mlm_loss_full(head.forward(hidden()), &labels).backward(),
         &head,
     );
-    let g_lean = GradientsParams::from_grads(mlm_loss_lean(&head, hidden(), &labels).backward(), &head);
+    let g_lean =
+        GradientsParams::from_grads(mlm_loss_lean(&head, hidden(), &labels).backward(), &head);
     let id = head.dense.weight.id;
     let a = values(g_full.get::<Inner, 2>(id).unwrap());
     let c = values(g_lean.get::<Inner, 2>(id).unwrap());
-    let max_diff = a.iter().zip(&c).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    let max_diff = a
+        .iter()
+        .zip(&c)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
     assert!(max_diff < 1e-5, "max diff {max_diff}");
     let _ = head.valid();
 }

@@ -10,9 +10,16 @@ use common::{world, World, B};
 use recformer_train::finetune::{FinetuneData, FinetuneOutcome, RunControl};
 use recformer_train::pretrain::PretrainData;
 use recformer_train::{
-    finetune, pretrain, FinetuneConfig, FinetuneVariant, MetricsEvent, NoProgress,
-    PretrainConfig, RunDir,
+    finetune, pretrain, FinetuneConfig, FinetuneVariant, MetricsEvent, NoProgress, PretrainConfig,
+    RunDir,
 };
+
+/// The backend RNG (dropout, init) is process-global: tests that train must not interleave.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn ft_config() -> FinetuneConfig {
     FinetuneConfig {
@@ -31,7 +38,12 @@ fn ft_config() -> FinetuneConfig {
     }
 }
 
-fn run_finetune(w: &World, dir: &Path, config: &FinetuneConfig, stop: Option<usize>) -> FinetuneOutcome {
+fn run_finetune(
+    w: &World,
+    dir: &Path,
+    config: &FinetuneConfig,
+    stop: Option<usize>,
+) -> FinetuneOutcome {
     let device = Default::default();
     B::seed(&device, 7);
     let model = w.model_config.init_model::<B>(&device);
@@ -87,6 +99,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn finetune_resume_matches_uninterrupted_run() {
+    let _guard = serial();
     let tmp = tempfile::tempdir().unwrap();
     let w = world(tmp.path());
     let config = ft_config();
@@ -154,6 +167,7 @@ fn finetune_resume_matches_uninterrupted_run() {
 
 #[test]
 fn finetune_log_follows_the_two_stage_protocol() {
+    let _guard = serial();
     let tmp = tempfile::tempdir().unwrap();
     let w = world(tmp.path());
     let dir = tmp.path().join("run");
@@ -164,8 +178,14 @@ fn finetune_log_follows_the_two_stage_protocol() {
     assert_eq!(ev.first().unwrap().stage, "zero-shot");
     assert_eq!(ev.last().unwrap().stage, "final");
     assert_eq!(ev.last().unwrap().metrics, Some(result.test));
-    let stage1_epochs = ev.iter().filter(|e| e.kind == "epoch" && e.stage == "stage1").count();
-    let stage2_epochs = ev.iter().filter(|e| e.kind == "epoch" && e.stage == "stage2").count();
+    let stage1_epochs = ev
+        .iter()
+        .filter(|e| e.kind == "epoch" && e.stage == "stage1")
+        .count();
+    let stage2_epochs = ev
+        .iter()
+        .filter(|e| e.kind == "epoch" && e.stage == "stage2")
+        .count();
     assert!((1..=3).contains(&stage1_epochs));
     assert!((1..=3).contains(&stage2_epochs));
     // the best validation NDCG@10 over all evaluations is the reported best
@@ -182,13 +202,15 @@ fn finetune_log_follows_the_two_stage_protocol() {
 
 #[test]
 fn training_only_variant_is_zero_shot() {
+    let _guard = serial();
     let tmp = tempfile::tempdir().unwrap();
     let w = world(tmp.path());
     let config = FinetuneConfig {
         variant: FinetuneVariant::TrainingOnly,
         ..ft_config()
     };
-    let FinetuneOutcome::Finished(r) = run_finetune(&w, &tmp.path().join("z"), &config, None) else {
+    let FinetuneOutcome::Finished(r) = run_finetune(&w, &tmp.path().join("z"), &config, None)
+    else {
         panic!()
     };
     assert_eq!(r.optimizer_steps, 0);
@@ -197,6 +219,7 @@ fn training_only_variant_is_zero_shot() {
 
 #[test]
 fn pretrain_resume_matches_uninterrupted_run() {
+    let _guard = serial();
     let tmp = tempfile::tempdir().unwrap();
     let w = world(tmp.path());
     let config = PretrainConfig {
@@ -246,7 +269,10 @@ fn pretrain_resume_matches_uninterrupted_run() {
     assert!(b.state.finished);
     assert_eq!(events(&tmp.path().join("a")), events(&tmp.path().join("b")));
     let acc = |s: &recformer_train::PretrainState| {
-        s.top_k.iter().map(|k| (k.accuracy, k.step)).collect::<Vec<_>>()
+        s.top_k
+            .iter()
+            .map(|k| (k.accuracy, k.step))
+            .collect::<Vec<_>>()
     };
     assert_eq!(acc(&a.state), acc(&b.state));
     let loss: Vec<f64> = events(&tmp.path().join("a"))

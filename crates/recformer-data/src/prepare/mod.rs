@@ -8,7 +8,7 @@
 //! `asin`/`title` (metadata) or `reviewerID`/`asin`/`unixReviewTime` (reviews), is skipped; a
 //! missing or null `brand`/`category` becomes `""`. Each case is counted in the
 //! [`PrepareReport`] with file:line examples. A truncated or corrupt gzip file is an error
-//! ([`Error::Gzip`](crate::Error::Gzip)) naming the file.
+//! ([`crate::Error::Gzip`]) naming the file.
 
 mod finetune;
 mod pretrain;

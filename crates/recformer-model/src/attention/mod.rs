@@ -69,7 +69,10 @@ impl<B: Backend> AttentionMasks<B> {
     ///
     /// # Shapes
     /// - both inputs: `[batch, seq_len]`
-    pub fn new(attention_mask: Tensor<B, 2, Int>, global_attention_mask: Tensor<B, 2, Int>) -> Self {
+    pub fn new(
+        attention_mask: Tensor<B, 2, Int>,
+        global_attention_mask: Tensor<B, 2, Int>,
+    ) -> Self {
         let is_index_masked = attention_mask.equal_elem(0);
         let is_index_global_attn = global_attention_mask
             .not_equal_elem(0)
@@ -159,7 +162,15 @@ impl<B: Backend> LongformerSelfAttention<B> {
 
         let sliding = attention_impl.use_sliding(masks, l, w);
         let local = if sliding {
-            sliding::local_attention_sliding(query, key, value, masks, w, masks.any_global, &self.dropout)
+            sliding::local_attention_sliding(
+                query,
+                key,
+                value,
+                masks,
+                w,
+                masks.any_global,
+                &self.dropout,
+            )
         } else {
             reference::local_attention_dense(query, key, value, masks, w, &self.dropout)
         };
@@ -174,8 +185,13 @@ impl<B: Backend> LongformerSelfAttention<B> {
                 // Only token 0 can be global here: one global query row.
                 let first = hidden_states.slice([0..b, 0..1, 0..hidden]);
                 let global_query = self.split_heads(self.query_global.forward(first)) / scale;
-                let global_out =
-                    reference::global_attention(global_query, global_key, global_value, masks, &self.dropout);
+                let global_out = reference::global_attention(
+                    global_query,
+                    global_key,
+                    global_value,
+                    masks,
+                    &self.dropout,
+                );
                 let first_is_global = masks
                     .is_index_global_attn
                     .clone()
@@ -188,9 +204,15 @@ impl<B: Backend> LongformerSelfAttention<B> {
                     .mask_where(first_is_global, global_out);
                 local.slice_assign([0..b, 0..self.num_heads, 0..1, 0..self.head_dim], row0)
             } else {
-                let global_query = self.split_heads(self.query_global.forward(hidden_states)) / scale;
-                let global_out =
-                    reference::global_attention(global_query, global_key, global_value, masks, &self.dropout);
+                let global_query =
+                    self.split_heads(self.query_global.forward(hidden_states)) / scale;
+                let global_out = reference::global_attention(
+                    global_query,
+                    global_key,
+                    global_value,
+                    masks,
+                    &self.dropout,
+                );
                 let is_global = masks
                     .is_index_global_attn
                     .clone()

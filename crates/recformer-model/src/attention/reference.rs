@@ -58,8 +58,8 @@ pub fn local_attention_dense<B: Backend>(
     let attn_scores = query
         .matmul(key.swap_dims(2, 3))
         .mask_fill(allowed.bool_not(), MASK_VALUE);
-    let attn_probs = softmax(attn_scores, 3)
-        .mask_fill(masked.reshape([b, 1, l, 1]).expand([b, h, l, l]), 0.0);
+    let attn_probs =
+        softmax(attn_scores, 3).mask_fill(masked.reshape([b, 1, l, 1]).expand([b, h, l, l]), 0.0);
     dropout.forward(attn_probs).matmul(value)
 }
 

@@ -32,7 +32,7 @@ fn block_band<B: Backend>(w: usize, device: &B::Device) -> Tensor<B, 2, Bool> {
 
 /// Whether the banded path can run: the sequence length must be a multiple of `w`.
 pub fn supports(seq_len: usize, one_sided_window: usize) -> bool {
-    one_sided_window > 0 && seq_len % one_sided_window == 0
+    one_sided_window > 0 && seq_len.is_multiple_of(one_sided_window)
 }
 
 /// Local attention with a band of `one_sided_window` on each side plus, if `with_global_first`,
@@ -55,7 +55,10 @@ pub fn local_attention_sliding<B: Backend>(
 ) -> Tensor<B, 4> {
     let [b, h, l, d] = query.dims();
     let w = one_sided_window;
-    assert!(supports(l, w), "seq_len {l} is not a multiple of the one-sided window {w}");
+    assert!(
+        supports(l, w),
+        "seq_len {l} is not a multiple of the one-sided window {w}"
+    );
     let nb = l / w;
     let win = 3 * w;
     let device = query.device();
@@ -80,7 +83,8 @@ pub fn local_attention_sliding<B: Backend>(
         .bool_and(global.clone().bool_not())
         .float();
     let pad = Tensor::<B, 2>::zeros([b, w], &device);
-    let key_ok_windows: Tensor<B, 3> = Tensor::cat(vec![pad.clone(), key_ok, pad], 1).unfold(1, win, w);
+    let key_ok_windows: Tensor<B, 3> =
+        Tensor::cat(vec![pad.clone(), key_ok, pad], 1).unfold(1, win, w);
     let allowed = block_band::<B>(w, &device)
         .reshape([1, 1, 1, w, win])
         .expand([b, 1, nb, w, win])

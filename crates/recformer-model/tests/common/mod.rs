@@ -8,12 +8,16 @@ use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use burn_store::{ModuleStore, SafetensorsStore};
 use recformer_model::{RecformerConfig, RecformerInput};
 
-/// `tests/fixtures/<name>`.
+/// `tests/fixtures/<name>` (or `$RECFORMER_MODEL_FIXTURES/<name>`, for a test binary copied to
+/// another machine).
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("fixtures")
-        .join(name)
+    match std::env::var_os("RECFORMER_MODEL_FIXTURES") {
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join("fixtures")
+            .join(name),
+    }
 }
 
 /// The config of the fixtures.

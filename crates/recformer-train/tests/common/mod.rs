@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use recformer_data::{
-    FinetuneDataset, ItemMeta, ItemTokens, PretrainCorpus, RecformerDataConfig,
-    RecformerTokenizer,
+    FinetuneDataset, ItemMeta, ItemTokens, PretrainCorpus, RecformerDataConfig, RecformerTokenizer,
 };
 use recformer_model::RecformerConfig;
 use recformer_train::InputBuilder;
@@ -44,7 +43,9 @@ pub fn items() -> Vec<ItemMeta> {
 
 /// 12 items; users follow `item -> item + 1 (mod 12)` chains.
 pub fn world(dir: &Path) -> World {
-    let mut vocab = vec!["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "title", "brand", "category"];
+    let mut vocab = vec![
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "title", "brand", "category",
+    ];
     vocab.extend(COLORS);
     vocab.extend(FRUITS);
     vocab.extend(BRANDS);
