@@ -1,7 +1,7 @@
 //! Encoder forward of the Recformer-mini config on 8 × 512 tokens (random init, synthetic ids):
-//! dense attention oracle vs banded fast path, on Flex and (with `--features ndarray`) NdArray.
+//! dense attention oracle vs banded fast path, on Flex and NdArray (both default features).
 //!
-//! `cargo bench -p recformer-model --features ndarray --bench encoder`
+//! `cargo bench -p recformer-model --bench encoder`
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -69,6 +69,7 @@ fn bench_backend<B: Backend>(c: &mut Criterion, backend: &str) {
 }
 
 fn benches(c: &mut Criterion) {
+    #[cfg(feature = "flex")]
     bench_backend::<burn::backend::Flex>(c, "flex");
     #[cfg(feature = "ndarray")]
     bench_backend::<burn::backend::NdArray>(c, "ndarray");

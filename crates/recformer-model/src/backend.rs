@@ -2,7 +2,7 @@
 //!
 //! | alias | backend | feature |
 //! |---|---|---|
-//! | [`Cpu`] | `Flex` (pure Rust; faster than NdArray here, see `docs/performance.md`), or `NdArray` when only `ndarray` is enabled | `flex` (default) / `ndarray` |
+//! | [`Cpu`] | `NdArray` (measured faster than Flex on the mini encoder, see `docs/parity.md`), or `Flex` when `ndarray` is off | `ndarray` (default) / `flex` (default) |
 //! | [`CpuAutodiff`] | `Autodiff<Cpu>` | same |
 //! | `Wgpu` / `WgpuAutodiff` | `burn::backend::Wgpu` | `wgpu` |
 //! | `Cuda` / `CudaAutodiff` | `burn::backend::Cuda` | `cuda` |
@@ -11,20 +11,24 @@ use std::str::FromStr;
 
 use crate::error::Error;
 
-/// The default CPU backend.
-#[cfg(feature = "flex")]
-pub type Cpu = burn::backend::Flex;
-/// The default CPU backend.
-#[cfg(all(not(feature = "flex"), feature = "ndarray"))]
+/// The default CPU backend: NdArray.
+#[cfg(feature = "ndarray")]
 pub type Cpu = burn::backend::NdArray;
+/// The default CPU backend: Flex (the `ndarray` feature is off).
+#[cfg(all(not(feature = "ndarray"), feature = "flex"))]
+pub type Cpu = burn::backend::Flex;
 
 /// The default CPU backend with automatic differentiation (training).
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 pub type CpuAutodiff = burn::backend::Autodiff<Cpu>;
 
-/// The NdArray CPU backend (for comparisons with [`Cpu`]).
+/// The NdArray CPU backend.
 #[cfg(feature = "ndarray")]
 pub type NdArray = burn::backend::NdArray;
+
+/// The Flex CPU backend (pure Rust).
+#[cfg(feature = "flex")]
+pub type Flex = burn::backend::Flex;
 
 /// The wgpu GPU backend.
 #[cfg(feature = "wgpu")]
@@ -72,7 +76,7 @@ impl DeviceKind {
 
     fn feature(self) -> &'static str {
         match self {
-            DeviceKind::Cpu => "flex",
+            DeviceKind::Cpu => "ndarray",
             DeviceKind::Wgpu => "wgpu",
             DeviceKind::Cuda => "cuda",
         }

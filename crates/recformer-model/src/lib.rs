@@ -22,8 +22,8 @@
 //!
 //! | feature | effect |
 //! |---|---|
-//! | `flex` (default) | `backend::Cpu` = Flex |
-//! | `ndarray` | `backend::NdArray` (and `Cpu` = NdArray if `flex` is off) |
+//! | `ndarray` (default) | `backend::Cpu` = `backend::NdArray` |
+//! | `flex` (default) | `backend::Flex` (`Cpu` = Flex if `ndarray` is off) |
 //! | `wgpu` | `backend::Wgpu` |
 //! | `cuda` | `backend::Cuda` |
 

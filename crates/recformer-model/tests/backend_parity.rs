@@ -1,8 +1,11 @@
-//! The same fixture gives the same numbers on two backends (run with `--features wgpu`,
-//! `--features ndarray` and/or `--features cuda`; the Flex-only default build compiles this file to
-//! nothing).
+//! The same fixture gives the same numbers on two backends: Flex vs NdArray (default features),
+//! and `--features wgpu` / `--features cuda` vs the CPU backend.
 
-#![cfg(any(feature = "wgpu", feature = "ndarray", feature = "cuda"))]
+#![cfg(any(
+    feature = "wgpu",
+    feature = "cuda",
+    all(feature = "ndarray", feature = "flex")
+))]
 
 mod common;
 
@@ -61,10 +64,11 @@ fn wgpu_matches_cpu() {
     compare_with_cpu::<recformer_model::backend::Wgpu>(Default::default());
 }
 
-#[cfg(feature = "ndarray")]
+/// `Cpu` is NdArray when both CPU features are on (the default).
+#[cfg(all(feature = "ndarray", feature = "flex"))]
 #[test]
-fn ndarray_matches_flex() {
-    compare_with_cpu::<recformer_model::backend::NdArray>(Default::default());
+fn flex_matches_ndarray() {
+    compare_with_cpu::<recformer_model::backend::Flex>(Default::default());
 }
 
 #[cfg(feature = "cuda")]

@@ -276,10 +276,23 @@ fn dropout_only_under_autodiff_and_gradients_reach_global_projections() {
 #[test]
 fn parameter_counts_follow_the_formula() {
     let device = Default::default();
+    // The real module against the formula, on tiny and on the mini/base geometries (fewer layers
+    // and, for base, a smaller vocabulary to keep the debug-mode init fast).
+    let base_geometry = RecformerConfig {
+        num_hidden_layers: 1,
+        attention_window: vec![64],
+        vocab_size: 1000,
+        ..RecformerConfig::base()
+    };
+    let mini_geometry = RecformerConfig {
+        num_hidden_layers: 2,
+        attention_window: vec![64; 2],
+        ..RecformerConfig::mini()
+    };
     for (name, config) in [
         ("tiny", RecformerConfig::tiny()),
-        ("mini", RecformerConfig::mini()),
-        ("base", RecformerConfig::base()),
+        ("mini", mini_geometry),
+        ("base", base_geometry),
     ] {
         let model = config.init_pretraining::<B>(&device);
         assert_eq!(
