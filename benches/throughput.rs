@@ -28,7 +28,14 @@ struct Args {
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { device: "cpu".into(), preset: "mini".into(), batch: 2, tokens: 256, steps: 3, warmup: 1 };
+    let mut a = Args {
+        device: "cpu".into(),
+        preset: "mini".into(),
+        batch: 2,
+        tokens: 256,
+        steps: 3,
+        warmup: 1,
+    };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < argv.len() {
@@ -63,7 +70,12 @@ fn preset(name: &str, tokens: usize) -> RecformerConfig {
 }
 
 /// A full batch of `tokens` real tokens per row: `<s>` then items of 30 tokens.
-fn synthetic_input<B: Backend>(c: &RecformerConfig, batch: usize, tokens: usize, device: &B::Device) -> RecformerInput<B> {
+fn synthetic_input<B: Backend>(
+    c: &RecformerConfig,
+    batch: usize,
+    tokens: usize,
+    device: &B::Device,
+) -> RecformerInput<B> {
     let n = batch * tokens;
     let mut ids = Vec::with_capacity(n);
     let mut types = Vec::with_capacity(n);
@@ -71,21 +83,33 @@ fn synthetic_input<B: Backend>(c: &RecformerConfig, batch: usize, tokens: usize,
     let mut state = 12345u64;
     for _ in 0..batch {
         for t in 0..tokens {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             if t == 0 {
                 ids.push(0i64.max(c.pad_token_id as i64 + 1));
                 types.push(0);
                 items.push(0);
             } else {
                 let id = 5 + (state >> 33) as i64 % (c.vocab_size as i64 - 10);
-                ids.push(if id == c.pad_token_id as i64 { id + 1 } else { id });
+                ids.push(if id == c.pad_token_id as i64 {
+                    id + 1
+                } else {
+                    id
+                });
                 types.push(if (t - 1) % 30 < 2 { 1 } else { 2 });
                 items.push((1 + (t - 1) / 30).min(c.max_item_embeddings - 1) as i64);
             }
         }
     }
-    let t = |v: Vec<i64>| Tensor::<B, 2, Int>::from_data(TensorData::new(v, [batch, tokens]), device);
-    RecformerInput::with_cls_global(t(ids), Tensor::ones([batch, tokens], device), t(types), t(items))
+    let t =
+        |v: Vec<i64>| Tensor::<B, 2, Int>::from_data(TensorData::new(v, [batch, tokens]), device);
+    RecformerInput::with_cls_global(
+        t(ids),
+        Tensor::ones([batch, tokens], device),
+        t(types),
+        t(items),
+    )
 }
 
 fn model_flops_per_token(c: &RecformerConfig, tokens: usize) -> f64 {
@@ -119,7 +143,10 @@ fn run<B: AutodiffBackend>(device: B::Device, a: &Args) {
 
     // Training step: forward + in-batch contrastive loss + backward + AdamW.
     let mut model = model;
-    let mut optim = AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(0.0).init();
+    let mut optim = AdamWConfig::new()
+        .with_epsilon(1e-8)
+        .with_weight_decay(0.0)
+        .init();
     let input = synthetic_input::<B>(&c, a.batch, a.tokens, &device);
     let mut step = |model: RecformerModel<B>| {
         let z = model.forward(input.clone()).pooler_output;

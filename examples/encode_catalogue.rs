@@ -18,12 +18,21 @@ use recformer::model_dir::data_config;
 use recformer::train::{encode_all_items, InputBuilder, NoProgress};
 
 fn main() -> Result<()> {
-    let shared = PathBuf::from(std::env::var("RECFORMER_DATA_DIR").unwrap_or_else(|_| "../shared/data".into()));
+    let shared = PathBuf::from(
+        std::env::var("RECFORMER_DATA_DIR").unwrap_or_else(|_| "../shared/data".into()),
+    );
     let mut args = std::env::args().skip(1);
-    let data = args.next().map(PathBuf::from).unwrap_or_else(|| shared.join("scientific-recformer"));
-    let vocab = args.next().map(PathBuf::from).unwrap_or_else(|| shared.join("tokenizers/bert-base-uncased/vocab.txt"));
+    let data = args
+        .next()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| shared.join("scientific-recformer"));
+    let vocab = args
+        .next()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| shared.join("tokenizers/bert-base-uncased/vocab.txt"));
 
-    let dataset = FinetuneDataset::load(&data).with_context(|| format!("loading {}", data.display()))?;
+    let dataset =
+        FinetuneDataset::load(&data).with_context(|| format!("loading {}", data.display()))?;
     let tokenizer = RecformerTokenizer::from_wordpiece_vocab(&vocab, true)?;
     let config = RecformerConfig::mini();
     let dcfg = data_config(&config);

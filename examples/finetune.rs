@@ -16,7 +16,10 @@ use recformer::demo::synth::{generate, SynthConfig};
 use recformer::model::backend::CpuAutodiff;
 use recformer::model::RecformerConfig;
 use recformer::model_dir::data_config;
-use recformer::train::{finetune, FinetuneConfig, FinetuneData, FinetuneOutcome, InputBuilder, NoProgress, RunControl, RunDir};
+use recformer::train::{
+    finetune, FinetuneConfig, FinetuneData, FinetuneOutcome, InputBuilder, NoProgress, RunControl,
+    RunDir,
+};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -25,14 +28,25 @@ fn main() -> Result<()> {
         Some(d) => PathBuf::from(d),
         None => {
             let dir = tmp.path().join("data");
-            generate(&SynthConfig { num_items: 120, num_users: 200, ..SynthConfig::default() }).write_finetune_layout(&dir)?;
+            generate(&SynthConfig {
+                num_items: 120,
+                num_users: 200,
+                ..SynthConfig::default()
+            })
+            .write_finetune_layout(&dir)?;
             dir
         }
     };
-    let run_dir = args.next().map(PathBuf::from).unwrap_or_else(|| tmp.path().join("run"));
+    let run_dir = args
+        .next()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.path().join("run"));
 
     let dataset = FinetuneDataset::load(&data)?;
-    let texts = dataset.items.iter().flat_map(|i| i.attrs.iter().flat_map(|(k, v)| [k.clone(), v.clone()]));
+    let texts = dataset
+        .items
+        .iter()
+        .flat_map(|i| i.attrs.iter().flat_map(|(k, v)| [k.clone(), v.clone()]));
     let tokenizer = RecformerTokenizer::train_wordpiece(texts, 1000, true)?;
 
     let mut config = RecformerConfig::tiny();
@@ -58,7 +72,11 @@ fn main() -> Result<()> {
         verbose: 1,
         ..FinetuneConfig::default()
     };
-    let fdata = FinetuneData { dataset: &dataset, item_tokens: &item_tokens, builder: InputBuilder::new(&tokenizer, dcfg) };
+    let fdata = FinetuneData {
+        dataset: &dataset,
+        item_tokens: &item_tokens,
+        builder: InputBuilder::new(&tokenizer, dcfg),
+    };
     let model = config.init_model::<CpuAutodiff>(&device);
     let run = RunDir::create(&run_dir)?;
     match finetune(model, &config, &train_config, &fdata, &run, &device, &RunControl::default(), &NoProgress)? {

@@ -17,10 +17,17 @@ use recformer::model::backend::Cpu;
 use recformer::model::{load_checkpoint, RecformerConfig, RecformerInput};
 
 fn main() -> Result<()> {
-    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crates/recformer-model/tests/fixtures");
+    let fixtures =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crates/recformer-model/tests/fixtures");
     let mut args = std::env::args().skip(1);
-    let config_path = args.next().map(PathBuf::from).unwrap_or_else(|| fixtures.join("config.json"));
-    let ckpt = args.next().map(PathBuf::from).unwrap_or_else(|| fixtures.join("pretraining.bin"));
+    let config_path = args
+        .next()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| fixtures.join("config.json"));
+    let ckpt = args
+        .next()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| fixtures.join("pretraining.bin"));
 
     let config = RecformerConfig::from_json_file(&config_path)?;
     let device: burn::tensor::Device<Cpu> = Default::default();
@@ -40,9 +47,19 @@ fn main() -> Result<()> {
     let items: Vec<i64> = vec![0, 1, 1, 1, 1, 2, 2, 2, 2];
     let n = ids.len();
     let t = |v: Vec<i64>| Tensor::<Cpu, 2, Int>::from_data(TensorData::new(v, [1, n]), &device);
-    let input = RecformerInput::with_cls_global(t(ids), Tensor::ones([1, n], &device), t(types), t(items));
+    let input =
+        RecformerInput::with_cls_global(t(ids), Tensor::ones([1, n], &device), t(types), t(items));
     let out = loaded.model.forward(input);
-    let pooled: Vec<f32> = out.pooler_output.into_data().convert::<f32>().into_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    println!("pooled <s> vector (first 4 of {}): {:?}", pooled.len(), &pooled[..4.min(pooled.len())]);
+    let pooled: Vec<f32> = out
+        .pooler_output
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    println!(
+        "pooled <s> vector (first 4 of {}): {:?}",
+        pooled.len(),
+        &pooled[..4.min(pooled.len())]
+    );
     Ok(())
 }

@@ -51,11 +51,17 @@ impl ModelDir {
             path.to_path_buf()
         };
         if !dir.is_dir() {
-            return Err(Error::NotAModelDir { dir, what: "no such directory".into() });
+            return Err(Error::NotAModelDir {
+                dir,
+                what: "no such directory".into(),
+            });
         }
         let config_path = dir.join(CONFIG_FILE);
         if !config_path.is_file() {
-            return Err(Error::NotAModelDir { dir, what: "config.json is missing".into() });
+            return Err(Error::NotAModelDir {
+                dir,
+                what: "config.json is missing".into(),
+            });
         }
         let config = RecformerConfig::from_json_file(&config_path)?;
         let tokenizer = RecformerTokenizer::from_dir(&dir)?;
@@ -71,7 +77,13 @@ impl ModelDir {
                 ),
             });
         }
-        Ok(Self { dir, config, tokenizer, weights, items })
+        Ok(Self {
+            dir,
+            config,
+            tokenizer,
+            weights,
+            items,
+        })
     }
 
     /// The input limits (attributes, tokens, items) implied by the model config.
@@ -87,7 +99,9 @@ impl ModelDir {
     /// Loads the stored item matrix, if the directory has one.
     pub fn load_items<B: Backend>(&self, device: &B::Device) -> Result<Option<Tensor<B, 2>>> {
         match &self.items {
-            Some(p) => Ok(Some(recformer_train::checkpoint::load_item_matrix(p, device)?)),
+            Some(p) => Ok(Some(recformer_train::checkpoint::load_item_matrix(
+                p, device,
+            )?)),
             None => Ok(None),
         }
     }
@@ -142,19 +156,26 @@ fn find_weights(dir: &Path) -> Result<PathBuf> {
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.extension().is_some_and(|x| x == "bin" || x == "safetensors")
+            p.extension()
+                .is_some_and(|x| x == "bin" || x == "safetensors")
                 && p.file_name().is_some_and(|n| n != ITEMS_FILE)
         })
         .collect();
     bins.sort();
     match bins.len() {
         1 => Ok(bins.remove(0)),
-        0 => Err(Error::NotAModelDir { dir: dir.to_path_buf(), what: "no weights file".into() }),
+        0 => Err(Error::NotAModelDir {
+            dir: dir.to_path_buf(),
+            what: "no weights file".into(),
+        }),
         _ => Err(Error::NotAModelDir {
             dir: dir.to_path_buf(),
             what: format!(
                 "several weights files ({}); keep one or name it model.safetensors",
-                bins.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                bins.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }),
     }

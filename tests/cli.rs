@@ -25,7 +25,10 @@ fn fails(args: &[&str], expected: &str) {
     let out = recformer(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "recformer {args:?} should fail");
-    assert!(stderr.contains(expected), "recformer {args:?}: expected {expected:?} in:\n{stderr}");
+    assert!(
+        stderr.contains(expected),
+        "recformer {args:?}: expected {expected:?} in:\n{stderr}"
+    );
 }
 
 fn s(p: &Path) -> &str {
@@ -35,7 +38,17 @@ fn s(p: &Path) -> &str {
 #[test]
 fn help_lists_every_subcommand() {
     let help = ok(&["--help"]);
-    for cmd in ["prepare", "tokenizer", "pretrain", "finetune", "evaluate", "encode-items", "recommend", "plot", "demo"] {
+    for cmd in [
+        "prepare",
+        "tokenizer",
+        "pretrain",
+        "finetune",
+        "evaluate",
+        "encode-items",
+        "recommend",
+        "plot",
+        "demo",
+    ] {
         assert!(help.contains(cmd), "--help lacks {cmd}:\n{help}");
     }
     assert!(help.contains("Examples:"));
@@ -45,15 +58,57 @@ fn help_lists_every_subcommand() {
 fn bad_arguments_fail_with_a_helpful_message() {
     fails(&["frobnicate"], "unrecognized subcommand");
     fails(&["evaluate", "--model", "x"], "--data");
-    fails(&["evaluate", "--model", "x", "--data", "y", "--split", "train"], "possible values: val, test");
-    fails(&["encode-items", "--model", "/nonexistent/model", "--data", "x", "--out", "y", "--device", "tpu"], "tpu");
+    fails(
+        &[
+            "evaluate", "--model", "x", "--data", "y", "--split", "train",
+        ],
+        "possible values: val, test",
+    );
+    fails(
+        &[
+            "encode-items",
+            "--model",
+            "/nonexistent/model",
+            "--data",
+            "x",
+            "--out",
+            "y",
+            "--device",
+            "tpu",
+        ],
+        "tpu",
+    );
     if !cfg!(feature = "cuda") {
         fails(&["demo", "--device", "cuda"], "cuda");
     }
-    fails(&["encode-items", "--model", "/nonexistent/model", "--data", "x", "--out", "y"], "/nonexistent/model");
+    fails(
+        &[
+            "encode-items",
+            "--model",
+            "/nonexistent/model",
+            "--data",
+            "x",
+            "--out",
+            "y",
+        ],
+        "/nonexistent/model",
+    );
     fails(&["plot", "/nonexistent/run"], "metrics.jsonl");
     fails(&["recommend", "--model", "m", "--data", "d"], "--history");
-    fails(&["finetune", "--model", "m", "--data", "d", "--out", "o", "--set", "no_such_field=1"], "no_such_field");
+    fails(
+        &[
+            "finetune",
+            "--model",
+            "m",
+            "--data",
+            "d",
+            "--out",
+            "o",
+            "--set",
+            "no_such_field=1",
+        ],
+        "no_such_field",
+    );
 }
 
 #[test]
@@ -64,7 +119,11 @@ fn prepare_writes_the_official_layouts_and_reports_bad_records() {
     let mut r = String::new();
     for u in 0..5 {
         for k in 0..5 {
-            r.push_str(&format!("{{\"reviewerID\": \"U{u}\", \"asin\": \"A{}\", \"unixReviewTime\": {}}}\n", (u + k) % 6, 100 + k));
+            r.push_str(&format!(
+                "{{\"reviewerID\": \"U{u}\", \"asin\": \"A{}\", \"unixReviewTime\": {}}}\n",
+                (u + k) % 6,
+                100 + k
+            ));
         }
     }
     r.push_str("{not json\n");
@@ -76,16 +135,49 @@ fn prepare_writes_the_official_layouts_and_reports_bad_records() {
     writeln!(gz, "{{\"asin\": \"A9\", \"brand\": \"no title\"}}").unwrap();
     std::fs::write(&meta, gz.finish().unwrap()).unwrap();
     let out = dir.path().join("ft");
-    let stdout = ok(&["prepare", "finetune", "--reviews", s(&reviews), "--meta", s(&meta), "--out", s(&out)]);
+    let stdout = ok(&[
+        "prepare",
+        "finetune",
+        "--reviews",
+        s(&reviews),
+        "--meta",
+        s(&meta),
+        "--out",
+        s(&out),
+    ]);
     assert!(stdout.contains("users:        5"), "{stdout}");
-    assert!(stdout.contains("Cat_5.json:26"), "bad JSON line must be reported with file:line:\n{stdout}");
-    assert!(stdout.contains("meta_Cat.json.gz:7"), "missing title must be reported:\n{stdout}");
-    for f in ["meta_data.json", "smap.json", "umap.json", "train.json", "val.json", "test.json"] {
+    assert!(
+        stdout.contains("Cat_5.json:26"),
+        "bad JSON line must be reported with file:line:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("meta_Cat.json.gz:7"),
+        "missing title must be reported:\n{stdout}"
+    );
+    for f in [
+        "meta_data.json",
+        "smap.json",
+        "umap.json",
+        "train.json",
+        "val.json",
+        "test.json",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     let pt = dir.path().join("pt");
     let stdout = ok(&[
-        "prepare", "pretrain", "--reviews", s(&reviews), "--meta", s(&meta), "--dev-reviews", s(&reviews), "--dev-meta", s(&meta), "--out", s(&pt),
+        "prepare",
+        "pretrain",
+        "--reviews",
+        s(&reviews),
+        "--meta",
+        s(&meta),
+        "--dev-reviews",
+        s(&reviews),
+        "--dev-meta",
+        s(&meta),
+        "--out",
+        s(&pt),
     ]);
     assert!(stdout.contains("items:"), "{stdout}");
     for f in ["meta_data.json", "train.json", "dev.json"] {
@@ -94,34 +186,93 @@ fn prepare_writes_the_official_layouts_and_reports_bad_records() {
     let truncated = dir.path().join("trunc.json.gz");
     let bytes = std::fs::read(&meta).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    fails(&["prepare", "finetune", "--reviews", s(&reviews), "--meta", s(&truncated), "--out", s(&dir.path().join("x"))], "trunc.json.gz");
+    fails(
+        &[
+            "prepare",
+            "finetune",
+            "--reviews",
+            s(&reviews),
+            "--meta",
+            s(&truncated),
+            "--out",
+            s(&dir.path().join("x")),
+        ],
+        "trunc.json.gz",
+    );
 }
 
 #[test]
 fn tokenizer_pretrain_finetune_evaluate_encode_recommend_plot() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let world = generate(&SynthConfig { num_items: 40, num_users: 48, min_len: 4, max_len: 6, ..SynthConfig::default() });
+    let world = generate(&SynthConfig {
+        num_items: 40,
+        num_users: 48,
+        min_len: 4,
+        max_len: 6,
+        ..SynthConfig::default()
+    });
     world.write_finetune_layout(&data).unwrap();
     let corpus = dir.path().join("corpus");
     world.write_pretrain_layout(&corpus).unwrap();
 
     let tok = dir.path().join("tok");
-    let stdout = ok(&["tokenizer", "train", "--data", s(&data), "--vocab-size", "300", "--out", s(&tok)]);
+    let stdout = ok(&[
+        "tokenizer",
+        "train",
+        "--data",
+        s(&data),
+        "--vocab-size",
+        "300",
+        "--out",
+        s(&tok),
+    ]);
     assert!(stdout.contains("WordPiece"), "{stdout}");
 
     let pt = dir.path().join("pt");
     let stdout = ok(&[
-        "pretrain", "--data", s(&corpus), "--tokenizer", s(&tok), "--preset", "tiny", "--out", s(&pt), "--epochs", "1",
-        "--batch-size", "8", "--accumulation", "1", "--set", "val_check_interval=0", "--quiet",
+        "pretrain",
+        "--data",
+        s(&corpus),
+        "--tokenizer",
+        s(&tok),
+        "--preset",
+        "tiny",
+        "--out",
+        s(&pt),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--accumulation",
+        "1",
+        "--set",
+        "val_check_interval=0",
+        "--quiet",
     ]);
     assert!(stdout.contains("pretraining done"), "{stdout}");
     assert!(pt.join("model/config.json").is_file() && pt.join("model/model.safetensors").is_file());
 
     let ft = dir.path().join("ft");
     let stdout = ok(&[
-        "finetune", "--model", s(&pt), "--data", s(&data), "--out", s(&ft), "--epochs", "2", "--batch-size", "8",
-        "--accumulation", "1", "--set", "verbose=1", "--set", "warmup_steps=1", "--quiet",
+        "finetune",
+        "--model",
+        s(&pt),
+        "--data",
+        s(&data),
+        "--out",
+        s(&ft),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--accumulation",
+        "1",
+        "--set",
+        "verbose=1",
+        "--set",
+        "warmup_steps=1",
+        "--quiet",
     ]);
     let result: serde_json::Value = serde_json::from_str(&stdout).expect("finetune prints JSON");
     assert!(result["test"]["NDCG@10"].is_number(), "{stdout}");
@@ -129,10 +280,21 @@ fn tokenizer_pretrain_finetune_evaluate_encode_recommend_plot() {
     assert!(ft.join("metrics.jsonl").is_file());
 
     for split in ["val", "test"] {
-        let out = ok(&["evaluate", "--model", s(&ft), "--data", s(&data), "--split", split, "--quiet"]);
+        let out = ok(&[
+            "evaluate",
+            "--model",
+            s(&ft),
+            "--data",
+            s(&data),
+            "--split",
+            split,
+            "--quiet",
+        ]);
         let m: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
         for key in ["NDCG@10", "Recall@10", "NDCG@50", "Recall@50", "MRR"] {
-            let v = m[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {out}"));
+            let v = m[key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{key} missing in {out}"));
             assert!((0.0..=1.0).contains(&v), "{key}={v}");
         }
         assert_eq!(m["users"].as_u64(), Some(48));
@@ -144,12 +306,29 @@ fn tokenizer_pretrain_finetune_evaluate_encode_recommend_plot() {
             assert!((a - b).abs() < 1e-5, "evaluate {a} vs finetune {b}");
         }
     }
-    let zs = ok(&["evaluate", "--model", s(&pt), "--data", s(&data), "--zero-shot", "--quiet"]);
+    let zs = ok(&[
+        "evaluate",
+        "--model",
+        s(&pt),
+        "--data",
+        s(&data),
+        "--zero-shot",
+        "--quiet",
+    ]);
     let zs: serde_json::Value = serde_json::from_str(zs.trim()).unwrap();
     assert_eq!(zs["item_matrix"], "encoded");
 
     let items = dir.path().join("items.safetensors");
-    ok(&["encode-items", "--model", s(&ft), "--data", s(&data), "--out", s(&items), "--quiet"]);
+    ok(&[
+        "encode-items",
+        "--model",
+        s(&ft),
+        "--data",
+        s(&data),
+        "--out",
+        s(&items),
+        "--quiet",
+    ]);
     let bytes = std::fs::read(&items).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let t = st.tensor("item_embeddings").unwrap();
@@ -161,23 +340,69 @@ fn tokenizer_pretrain_finetune_evaluate_encode_recommend_plot() {
     let k1 = world.items[1].key.clone();
     let hist = format!("{k0},{k1},NEW1");
     let out = ok(&[
-        "recommend", "--model", s(&ft), "--data", s(&data), "--history", &hist, "--k", "5", "--json", "--exclude-history",
-        "--new-items", s(&new_items), "--quiet",
+        "recommend",
+        "--model",
+        s(&ft),
+        "--data",
+        s(&data),
+        "--history",
+        &hist,
+        "--k",
+        "5",
+        "--json",
+        "--exclude-history",
+        "--new-items",
+        s(&new_items),
+        "--quiet",
     ]);
     let rec: serde_json::Value = serde_json::from_str(&out).unwrap();
     let recs = rec[0]["recommendations"].as_array().unwrap();
     assert_eq!(recs.len(), 5);
     for r in recs {
-        assert!(![k0.as_str(), k1.as_str(), "NEW1"].contains(&r["key"].as_str().unwrap()), "history item recommended");
+        assert!(
+            ![k0.as_str(), k1.as_str(), "NEW1"].contains(&r["key"].as_str().unwrap()),
+            "history item recommended"
+        );
     }
     let scores: Vec<f64> = recs.iter().map(|r| r["score"].as_f64().unwrap()).collect();
-    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "scores not sorted: {scores:?}");
-    fails(&["recommend", "--model", s(&ft), "--data", s(&data), "--history", "NOPE", "--quiet"], "NOPE");
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "scores not sorted: {scores:?}"
+    );
+    fails(
+        &[
+            "recommend",
+            "--model",
+            s(&ft),
+            "--data",
+            s(&data),
+            "--history",
+            "NOPE",
+            "--quiet",
+        ],
+        "NOPE",
+    );
     let bad_new = dir.path().join("bad.json");
     std::fs::write(&bad_new, r#"{"X": {"brand": "b"}}"#).unwrap();
-    fails(&["recommend", "--model", s(&ft), "--data", s(&data), "--history", &k0, "--new-items", s(&bad_new), "--quiet"], "missing field `title`");
+    fails(
+        &[
+            "recommend",
+            "--model",
+            s(&ft),
+            "--data",
+            s(&data),
+            "--history",
+            &k0,
+            "--new-items",
+            s(&bad_new),
+            "--quiet",
+        ],
+        "missing field `title`",
+    );
 
-    if Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists() || std::env::var_os("RECFORMER_FONT").is_some() {
+    if Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists()
+        || std::env::var_os("RECFORMER_FONT").is_some()
+    {
         let png = dir.path().join("m.png");
         ok(&["plot", s(&ft), "--out", s(&png)]);
         let bytes = std::fs::read(&png).unwrap();

@@ -11,7 +11,8 @@ use serde::{de::DeserializeOwned, Serialize};
 
 /// Parses `--device` (`cpu`, `wgpu`, `cuda`), naming the cargo feature a missing backend needs.
 pub fn parse_device(s: &str) -> Result<DeviceKind> {
-    s.parse::<DeviceKind>().map_err(|e| anyhow::anyhow!("--device {s}: {e}"))
+    s.parse::<DeviceKind>()
+        .map_err(|e| anyhow::anyhow!("--device {s}: {e}"))
 }
 
 /// Runs `$body` with `$B` bound to the inference backend of `$kind` and `$dev` to its default device.
@@ -102,7 +103,8 @@ pub fn apply_sets<T: Serialize + DeserializeOwned>(value: T, sets: &[String]) ->
             let known: Vec<&str> = obj.keys().map(String::as_str).collect();
             bail!("--set {key}: unknown field (known: {})", known.join(", "));
         }
-        let v = serde_json::from_str(raw.trim()).unwrap_or_else(|_| serde_json::Value::String(raw.trim().to_string()));
+        let v = serde_json::from_str(raw.trim())
+            .unwrap_or_else(|_| serde_json::Value::String(raw.trim().to_string()));
         obj.insert(key.to_string(), v);
     }
     serde_json::from_value(json).context("applying --set overrides")
@@ -115,10 +117,18 @@ pub struct Catalogue {
 }
 
 /// Loads the official finetuning layout and tokenises every item (in parallel).
-pub fn load_catalogue(data: &Path, tokenizer: &RecformerTokenizer, cfg: &RecformerDataConfig, say: &dyn Fn(&str)) -> Result<Catalogue> {
+pub fn load_catalogue(
+    data: &Path,
+    tokenizer: &RecformerTokenizer,
+    cfg: &RecformerDataConfig,
+    say: &dyn Fn(&str),
+) -> Result<Catalogue> {
     let t0 = Instant::now();
-    let dataset = FinetuneDataset::load(data).with_context(|| format!("loading dataset {}", data.display()))?;
-    let tokens = tokenizer.encode_catalogue(&dataset.items, cfg).context("tokenising the catalogue")?;
+    let dataset = FinetuneDataset::load(data)
+        .with_context(|| format!("loading dataset {}", data.display()))?;
+    let tokens = tokenizer
+        .encode_catalogue(&dataset.items, cfg)
+        .context("tokenising the catalogue")?;
     say(&format!(
         "dataset {}: {} users, {} items, tokenised in {:.1}s",
         data.display(),
@@ -162,6 +172,8 @@ pub fn small_config() -> RecformerConfig {
 pub fn fit_to_tokenizer(mut c: RecformerConfig, tok: &RecformerTokenizer) -> RecformerConfig {
     c.vocab_size = tok.vocab_size();
     c.pad_token_id = tok.pad_token_id() as usize;
-    c.max_position_embeddings = c.max_position_embeddings.max(c.max_token_num + c.pad_token_id + 2);
+    c.max_position_embeddings = c
+        .max_position_embeddings
+        .max(c.max_token_num + c.pad_token_id + 2);
     c
 }

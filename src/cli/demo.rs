@@ -13,7 +13,9 @@ use recformer::demo::synth::{generate, SynthConfig};
 use recformer::ModelDir;
 use recformer_data::{FinetuneDataset, RecformerTokenizer, Split};
 use recformer_model::l2_normalize;
-use recformer_train::metrics::{evaluate_random, evaluate_static_scores, popularity_scores, RankingCase};
+use recformer_train::metrics::{
+    evaluate_random, evaluate_static_scores, popularity_scores, RankingCase,
+};
 use recformer_train::{InputBuilder, Metrics};
 use serde_json::json;
 
@@ -60,7 +62,11 @@ fn pretraining_corpus(ds: &FinetuneDataset, data_dir: &Path, out: &Path) -> Resu
     let (mut train, mut dev) = (Vec::new(), Vec::new());
     for (i, seq) in ds.train.values().enumerate() {
         let keys: Vec<&str> = seq.iter().map(|&r| ds.item_keys[r].as_str()).collect();
-        if i % 10 == 9 { dev.push(keys) } else { train.push(keys) }
+        if i % 10 == 9 {
+            dev.push(keys)
+        } else {
+            train.push(keys)
+        }
     }
     std::fs::write(out.join("train.json"), serde_json::to_vec(&train)?)?;
     std::fs::write(out.join("dev.json"), serde_json::to_vec(&dev)?)?;
@@ -79,14 +85,29 @@ fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
         Some(d) => d.clone(),
         None => {
             let cfg = if a.quick {
-                SynthConfig { num_items: 200, num_users: 400, seed: a.seed, ..SynthConfig::default() }
+                SynthConfig {
+                    num_items: 200,
+                    num_users: 400,
+                    seed: a.seed,
+                    ..SynthConfig::default()
+                }
             } else {
-                SynthConfig { seed: a.seed, ..SynthConfig::default() }
+                SynthConfig {
+                    seed: a.seed,
+                    ..SynthConfig::default()
+                }
             };
             let world = generate(&cfg);
             let dir = a.out.join("data");
-            world.write_finetune_layout(&dir).with_context(|| format!("writing {}", dir.display()))?;
-            bars.say(&format!("[1/5] generated {} items and {} users -> {}", cfg.num_items, cfg.num_users, dir.display()));
+            world
+                .write_finetune_layout(&dir)
+                .with_context(|| format!("writing {}", dir.display()))?;
+            bars.say(&format!(
+                "[1/5] generated {} items and {} users -> {}",
+                cfg.num_items,
+                cfg.num_users,
+                dir.display()
+            ));
             dir
         }
     };
@@ -98,7 +119,11 @@ fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
     let tokenizer = RecformerTokenizer::train_wordpiece(texts.into_iter(), vocab, true)?;
     let tok_dir = a.out.join("tokenizer");
     tokenizer.save(&tok_dir)?;
-    bars.say(&format!("[2/5] WordPiece tokenizer: {} tokens -> {}", tokenizer.vocab_size(), tok_dir.display()));
+    bars.say(&format!(
+        "[2/5] WordPiece tokenizer: {} tokens -> {}",
+        tokenizer.vocab_size(),
+        tok_dir.display()
+    ));
 
     // 3. Pretraining (IIC + MLM) on the training histories.
     let corpus_dir = a.out.join("pretrain-data");
@@ -165,14 +190,52 @@ fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
 
     // 5. Baselines, table and example recommendations.
     let test = dataset.eval_examples(Split::Test);
-    let cases: Vec<RankingCase<'_>> = test.iter().map(|e| RankingCase { history: &e.history, label: e.label }).collect();
-    let pop = evaluate_static_scores(&popularity_scores(dataset.num_items(), dataset.train.values()), &cases, false, 16);
-    let rnd = evaluate_random(dataset.num_items(), &cases, false, &mut ChaCha8Rng::seed_from_u64(a.seed));
-    let row = |name: &str, m: &Metrics| println!("| {name:<22} | {:>9.4} | {:>9.4} | {:>9.4} | {:>9.4} |", m.recall_10, m.ndcg_10, m.mrr, m.recall_50);
+    let cases: Vec<RankingCase<'_>> = test
+        .iter()
+        .map(|e| RankingCase {
+            history: &e.history,
+            label: e.label,
+        })
+        .collect();
+    let pop = evaluate_static_scores(
+        &popularity_scores(dataset.num_items(), dataset.train.values()),
+        &cases,
+        false,
+        16,
+    );
+    let rnd = evaluate_random(
+        dataset.num_items(),
+        &cases,
+        false,
+        &mut ChaCha8Rng::seed_from_u64(a.seed),
+    );
+    let row = |name: &str, m: &Metrics| {
+        println!(
+            "| {name:<22} | {:>9.4} | {:>9.4} | {:>9.4} | {:>9.4} |",
+            m.recall_10, m.ndcg_10, m.mrr, m.recall_50
+        )
+    };
     println!();
-    println!("Test set: {} users, {} items (full ranking)", test.len(), dataset.num_items());
-    println!("| {:<22} | {:>9} | {:>9} | {:>9} | {:>9} |", "model", "Recall@10", "NDCG@10", "MRR", "Recall@50");
-    println!("|{}|", ["-".repeat(24), "-".repeat(11), "-".repeat(11), "-".repeat(11), "-".repeat(11)].join("|"));
+    println!(
+        "Test set: {} users, {} items (full ranking)",
+        test.len(),
+        dataset.num_items()
+    );
+    println!(
+        "| {:<22} | {:>9} | {:>9} | {:>9} | {:>9} |",
+        "model", "Recall@10", "NDCG@10", "MRR", "Recall@50"
+    );
+    println!(
+        "|{}|",
+        [
+            "-".repeat(24),
+            "-".repeat(11),
+            "-".repeat(11),
+            "-".repeat(11),
+            "-".repeat(11)
+        ]
+        .join("|")
+    );
     row("RecFormer (finetuned)", &result.test);
     if let Some(z) = &result.zero_shot {
         row("RecFormer (zero-shot)", z);
@@ -193,10 +256,15 @@ fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
         "recformer": result.test, "zero_shot": result.zero_shot, "popularity": pop, "random": rnd,
         "model": model_dir.dir,
     });
-    std::fs::write(a.out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+    std::fs::write(
+        a.out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
     println!();
     println!("demo finished in {secs:.0}s; model: {} (try `recformer recommend --model {} --data {} --history KEY,KEY`)", model_dir.dir.display(), model_dir.dir.display(), data_dir.display());
-    if a.require_better_than_random && !(result.test.ndcg_10 > rnd.ndcg_10 && result.test.recall_10 > rnd.recall_10) {
+    if a.require_better_than_random
+        && !(result.test.ndcg_10 > rnd.ndcg_10 && result.test.recall_10 > rnd.recall_10)
+    {
         bail!(
             "the model did not beat the random baseline (NDCG@10 {:.4} vs {:.4}, Recall@10 {:.4} vs {:.4})",
             result.test.ndcg_10, rnd.ndcg_10, result.test.recall_10, rnd.recall_10
@@ -214,7 +282,9 @@ fn show_recommendations<B: burn::tensor::backend::Backend>(
     let loaded = md.load::<B>(device)?;
     let items = match md.load_items::<B>(device)? {
         Some(t) => t,
-        None => loaded.item_embedding.context("the exported model has no item matrix")?,
+        None => loaded
+            .item_embedding
+            .context("the exported model has no item matrix")?,
     };
     let dcfg = md.data_config();
     let tokens = md.tokenizer.encode_catalogue(&dataset.items, &dcfg)?;
@@ -225,11 +295,31 @@ fn show_recommendations<B: burn::tensor::backend::Backend>(
     for ex in test.iter().take(3) {
         let (_, input) = builder.batch::<B>(&[ex.history.as_slice()], &tokens, device);
         let seq = l2_normalize(loaded.model.forward(input).pooler_output);
-        let scores: Vec<f32> = seq.matmul(items_n.clone().transpose()).into_data().convert::<f32>().into_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let scores: Vec<f32> = seq
+            .matmul(items_n.clone().transpose())
+            .into_data()
+            .convert::<f32>()
+            .into_vec()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let mut order: Vec<usize> = (0..scores.len()).collect();
         order.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]).then(x.cmp(&y)));
-        println!("user {}:", dataset.user_keys.get(ex.user).map(String::as_str).unwrap_or("?"));
-        for &h in ex.history.iter().rev().take(4).collect::<Vec<_>>().iter().rev() {
+        println!(
+            "user {}:",
+            dataset
+                .user_keys
+                .get(ex.user)
+                .map(String::as_str)
+                .unwrap_or("?")
+        );
+        for &h in ex
+            .history
+            .iter()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .iter()
+            .rev()
+        {
             println!("    bought: {}", dataset.items[*h].title());
         }
         for &r in order.iter().take(5) {

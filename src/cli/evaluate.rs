@@ -79,7 +79,10 @@ pub fn item_matrix<B: Backend>(
         bars.say("no stored item matrix in the model directory: encoding the items with the model");
     }
     let builder = InputBuilder::new(&md.tokenizer, md.data_config());
-    Ok((encode_all_items(model, tokens, &builder, 64, device, bars), "encoded"))
+    Ok((
+        encode_all_items(model, tokens, &builder, 64, device, bars),
+        "encoded",
+    ))
 }
 
 fn eval<B: Backend>(a: &EvaluateArgs, device: &B::Device) -> Result<()> {
@@ -87,8 +90,20 @@ fn eval<B: Backend>(a: &EvaluateArgs, device: &B::Device) -> Result<()> {
     let md = ModelDir::open(&a.model)?;
     let cat = load_catalogue(&a.data, &md.tokenizer, &md.data_config(), &|m| bars.say(m))?;
     let loaded = md.load::<B>(device)?;
-    let (items, source) = item_matrix(&md, loaded.item_embedding, &loaded.model, &cat.tokens, a.zero_shot, device, &bars)?;
-    let split = if a.split == "val" { Split::Val } else { Split::Test };
+    let (items, source) = item_matrix(
+        &md,
+        loaded.item_embedding,
+        &loaded.model,
+        &cat.tokens,
+        a.zero_shot,
+        device,
+        &bars,
+    )?;
+    let split = if a.split == "val" {
+        Split::Val
+    } else {
+        Split::Test
+    };
     let examples = cat.dataset.eval_examples(split);
     let options = EvalOptions {
         batch_size: a.batch_size,
@@ -97,12 +112,24 @@ fn eval<B: Backend>(a: &EvaluateArgs, device: &B::Device) -> Result<()> {
         max_users: a.max_users,
     };
     let builder = InputBuilder::new(&md.tokenizer, md.data_config());
-    let ev = evaluate(&loaded.model, &items, &cat.tokens, &examples, &builder, &options, device, &bars)?;
+    let ev = evaluate(
+        &loaded.model,
+        &items,
+        &cat.tokens,
+        &examples,
+        &builder,
+        &options,
+        device,
+        &bars,
+    )?;
     let mut out = serde_json::to_value(ev.metrics)?;
     let obj = out.as_object_mut().expect("metrics serialise to an object");
     obj.insert("split".into(), a.split.clone().into());
     obj.insert("item_matrix".into(), source.into());
-    obj.insert("official_batch_mean".into(), serde_json::to_value(ev.batch_mean)?);
+    obj.insert(
+        "official_batch_mean".into(),
+        serde_json::to_value(ev.batch_mean)?,
+    );
     println!("{}", serde_json::to_string(&out)?);
     Ok(())
 }

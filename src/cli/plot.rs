@@ -66,9 +66,18 @@ pub fn plot_run(run_dir: &Path, out: &Path) -> Result<usize> {
     }
     load_font()?;
 
-    let mut loss = Series { name: "train loss (epoch mean)", points: vec![] };
-    let mut ndcg = Series { name: "dev NDCG@10", points: vec![] };
-    let mut acc = Series { name: "pretrain dev accuracy", points: vec![] };
+    let mut loss = Series {
+        name: "train loss (epoch mean)",
+        points: vec![],
+    };
+    let mut ndcg = Series {
+        name: "dev NDCG@10",
+        points: vec![],
+    };
+    let mut acc = Series {
+        name: "pretrain dev accuracy",
+        points: vec![],
+    };
     let mut boundaries: Vec<(f64, String)> = vec![];
     let mut last_stage = String::new();
     let mut last_step = 0.0;
@@ -100,7 +109,8 @@ pub fn plot_run(run_dir: &Path, out: &Path) -> Result<usize> {
     let (left, right) = root.split_horizontally(600);
     draw_panel(&left, "Training loss", "loss", &[&loss], &boundaries)?;
     draw_panel(&right, "Validation", "metric", &[&ndcg, &acc], &boundaries)?;
-    root.present().with_context(|| format!("writing {}", out.display()))?;
+    root.present()
+        .with_context(|| format!("writing {}", out.display()))?;
     Ok(events.len())
 }
 
@@ -111,7 +121,10 @@ fn draw_panel(
     series: &[&Series],
     boundaries: &[(f64, String)],
 ) -> Result<()> {
-    let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().copied()).collect();
+    let all: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .collect();
     let (x_max, y_min, y_max) = if all.is_empty() {
         (1.0, 0.0, 1.0)
     } else {
@@ -119,7 +132,11 @@ fn draw_panel(
         let y_min = all.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
         let y_max = all.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
         let pad = ((y_max - y_min) * 0.1).max(1e-3);
-        (x_max, (y_min - pad).min(0.0f64.max(y_min - pad)), y_max + pad)
+        (
+            x_max,
+            (y_min - pad).min(0.0f64.max(y_min - pad)),
+            y_max + pad,
+        )
     };
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 22))
@@ -134,7 +151,10 @@ fn draw_panel(
         .label_style(("sans-serif", 14))
         .draw()?;
     for (x, stage) in boundaries {
-        chart.draw_series(LineSeries::new(vec![(*x, y_min), (*x, y_max)], BLACK.mix(0.3)))?;
+        chart.draw_series(LineSeries::new(
+            vec![(*x, y_min), (*x, y_max)],
+            BLACK.mix(0.3),
+        ))?;
         chart.draw_series(std::iter::once(Text::new(
             stage.clone(),
             (*x, y_max),
@@ -149,7 +169,9 @@ fn draw_panel(
         chart
             .draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))?
             .label(s.name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
         chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
     }
     chart

@@ -20,20 +20,29 @@ struct FileBars {
 
 impl FileBars {
     fn new() -> Self {
-        Self { bars: RefCell::new(HashMap::new()) }
+        Self {
+            bars: RefCell::new(HashMap::new()),
+        }
     }
 
     fn observe(&self, ev: &ProgressEvent<'_>) {
         let mut bars = self.bars.borrow_mut();
         let key = (ev.file.to_path_buf(), ev.stage);
         let bar = bars.entry(key).or_insert_with(|| {
-            let b = ProgressBar::with_draw_target(Some(ev.total_bytes), ProgressDrawTarget::stderr());
+            let b =
+                ProgressBar::with_draw_target(Some(ev.total_bytes), ProgressDrawTarget::stderr());
             b.set_style(
-                ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             );
-            let name = ev.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = ev
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             b.set_message(format!("{} ({})", name, ev.stage));
             b
         });
@@ -48,12 +57,24 @@ pub fn run(cmd: PrepareCommand) -> Result<()> {
     let bars = FileBars::new();
     let observe = |ev: &ProgressEvent<'_>| bars.observe(ev);
     let report = match cmd {
-        PrepareCommand::Finetune { reviews, meta, out, sample_users, seed } => {
+        PrepareCommand::Finetune {
+            reviews,
+            meta,
+            out,
+            sample_users,
+            seed,
+        } => {
             let opts = PrepareFinetuneOptions { sample_users, seed };
             prepare_finetune_with_progress(&reviews, &meta, &out, &opts, &observe)
                 .with_context(|| format!("preparing finetuning data into {}", out.display()))?
         }
-        PrepareCommand::Pretrain { reviews, meta, dev_reviews, dev_meta, out } => {
+        PrepareCommand::Pretrain {
+            reviews,
+            meta,
+            dev_reviews,
+            dev_meta,
+            out,
+        } => {
             prepare_pretrain_with_progress(&reviews, &meta, &dev_reviews, &dev_meta, &out, &observe)
                 .with_context(|| format!("preparing pretraining data into {}", out.display()))?
         }
@@ -82,6 +103,11 @@ pub fn print_report(r: &PrepareReport) {
     println!("skipped records: {}", r.skipped_records());
     for s in &r.issues {
         let examples: Vec<String> = s.examples.iter().map(|e| e.to_string()).collect();
-        println!("  {:>8} x {} (e.g. {})", s.count, s.issue, examples.join(", "));
+        println!(
+            "  {:>8} x {} (e.g. {})",
+            s.count,
+            s.issue,
+            examples.join(", ")
+        );
     }
 }

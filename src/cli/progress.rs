@@ -14,7 +14,10 @@ pub struct Bars {
 impl Bars {
     /// Bars on stderr, or nothing at all when `quiet`.
     pub fn new(quiet: bool) -> Self {
-        Self { quiet, bar: Mutex::new(None) }
+        Self {
+            quiet,
+            bar: Mutex::new(None),
+        }
     }
 
     /// A one-line message on stderr (suppressed when quiet).
@@ -60,8 +63,14 @@ impl Progress for Bars {
 
     fn on_event(&self, event: &MetricsEvent) {
         let mut line = match event.kind.as_str() {
-            "epoch" => format!("[{}] epoch {} done (step {})", event.stage, event.epoch, event.step),
-            kind => format!("[{}] {kind} after epoch {} (step {})", event.stage, event.epoch, event.step),
+            "epoch" => format!(
+                "[{}] epoch {} done (step {})",
+                event.stage, event.epoch, event.step
+            ),
+            kind => format!(
+                "[{}] {kind} after epoch {} (step {})",
+                event.stage, event.epoch, event.step
+            ),
         };
         if let Some(l) = event.loss {
             line.push_str(&format!(" loss {l:.4}"));

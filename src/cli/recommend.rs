@@ -26,7 +26,12 @@ pub struct RecommendArgs {
     #[arg(long)]
     pub data: PathBuf,
     /// One history as comma-separated item keys, oldest first.
-    #[arg(long, value_delimiter = ',', conflicts_with = "users", required_unless_present = "users")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        conflicts_with = "users",
+        required_unless_present = "users"
+    )]
     pub history: Vec<String>,
     /// JSON file {"user": ["KEY", ...], ...} with one history (oldest first) per user.
     #[arg(long)]
@@ -59,9 +64,15 @@ pub fn run(a: RecommendArgs) -> Result<()> {
 
 /// Reads cold-start items, naming the file, item and field of any problem.
 pub fn read_new_items(path: &Path) -> Result<Vec<(String, ItemMeta)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
-        .with_context(|| format!("{}: expected a JSON object {{\"KEY\": {{\"title\": ..}}}}", path.display()))?;
+        .with_context(|| {
+            format!(
+                "{}: expected a JSON object {{\"KEY\": {{\"title\": ..}}}}",
+                path.display()
+            )
+        })?;
     let mut out = Vec::with_capacity(obj.len());
     for (key, v) in obj {
         let field = |name: &str, required: bool| -> Result<String> {
@@ -69,30 +80,61 @@ pub fn read_new_items(path: &Path) -> Result<Vec<(String, ItemMeta)>> {
                 Some(serde_json::Value::String(s)) => Ok(s.clone()),
                 Some(serde_json::Value::Array(parts)) if name == "category" => Ok(parts
                     .iter()
-                    .map(|p| p.as_str().map(str::to_string).with_context(|| format!("{}: item {key:?}: field `category` must hold strings", path.display())))
+                    .map(|p| {
+                        p.as_str().map(str::to_string).with_context(|| {
+                            format!(
+                                "{}: item {key:?}: field `category` must hold strings",
+                                path.display()
+                            )
+                        })
+                    })
                     .collect::<Result<Vec<_>>>()?
                     .join(" ")),
                 None | Some(serde_json::Value::Null) if !required => Ok(String::new()),
-                None | Some(serde_json::Value::Null) => bail!("{}: item {key:?}: missing field `{name}`", path.display()),
-                Some(other) => bail!("{}: item {key:?}: field `{name}` must be a string, found {other}", path.display()),
+                None | Some(serde_json::Value::Null) => {
+                    bail!("{}: item {key:?}: missing field `{name}`", path.display())
+                }
+                Some(other) => bail!(
+                    "{}: item {key:?}: field `{name}` must be a string, found {other}",
+                    path.display()
+                ),
             }
         };
-        let meta = ItemMeta::new(field("title", true)?, field("brand", false)?, field("category", false)?);
+        let meta = ItemMeta::new(
+            field("title", true)?,
+            field("brand", false)?,
+            field("category", false)?,
+        );
         out.push((key, meta));
     }
     Ok(out)
 }
 
 fn read_users(path: &Path) -> Result<Vec<(String, Vec<String>)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
-        .with_context(|| format!("{}: expected a JSON object {{\"user\": [\"KEY\", ...]}}", path.display()))?;
+        .with_context(|| {
+            format!(
+                "{}: expected a JSON object {{\"user\": [\"KEY\", ...]}}",
+                path.display()
+            )
+        })?;
     obj.into_iter()
         .map(|(user, v)| {
             let keys = v
                 .as_array()
-                .and_then(|a| a.iter().map(|k| k.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
-                .with_context(|| format!("{}: user {user:?}: expected a list of item keys", path.display()))?;
+                .and_then(|a| {
+                    a.iter()
+                        .map(|k| k.as_str().map(str::to_string))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .with_context(|| {
+                    format!(
+                        "{}: user {user:?}: expected a list of item keys",
+                        path.display()
+                    )
+                })?;
             Ok((user, keys))
         })
         .collect()
@@ -104,11 +146,28 @@ fn recommend<B: Backend>(a: &RecommendArgs, device: &B::Device) -> Result<()> {
     let dcfg = md.data_config();
     let mut cat = load_catalogue(&a.data, &md.tokenizer, &dcfg, &|m| bars.say(m))?;
     let loaded = md.load::<B>(device)?;
-    let (mut items, _) = item_matrix(&md, loaded.item_embedding, &loaded.model, &cat.tokens, false, device, &bars)?;
+    let (mut items, _) = item_matrix(
+        &md,
+        loaded.item_embedding,
+        &loaded.model,
+        &cat.tokens,
+        false,
+        device,
+        &bars,
+    )?;
     let builder = InputBuilder::new(&md.tokenizer, dcfg);
     let mut keys = cat.dataset.item_keys.clone();
-    let mut titles: Vec<String> = cat.dataset.items.iter().map(|i| i.title().to_string()).collect();
-    let mut index: HashMap<String, usize> = keys.iter().enumerate().map(|(i, k)| (k.clone(), i)).collect();
+    let mut titles: Vec<String> = cat
+        .dataset
+        .items
+        .iter()
+        .map(|i| i.title().to_string())
+        .collect();
+    let mut index: HashMap<String, usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.clone(), i))
+        .collect();
     if let Some(path) = &a.new_items {
         let new = read_new_items(path)?;
         if !new.is_empty() {
@@ -118,14 +177,21 @@ fn recommend<B: Backend>(a: &RecommendArgs, device: &B::Device) -> Result<()> {
             items = Tensor::cat(vec![items, vecs], 0);
             for ((key, meta), t) in new.into_iter().zip(tokens) {
                 if index.contains_key(&key) {
-                    bail!("{}: item {key:?} is already in the catalogue", path.display());
+                    bail!(
+                        "{}: item {key:?} is already in the catalogue",
+                        path.display()
+                    );
                 }
                 index.insert(key.clone(), keys.len());
                 keys.push(key);
                 titles.push(meta.title().to_string());
                 cat.tokens.push(t);
             }
-            bars.say(&format!("added {} cold-start items from {}", metas.len(), path.display()));
+            bars.say(&format!(
+                "added {} cold-start items from {}",
+                metas.len(),
+                path.display()
+            ));
         }
     }
     let users: Vec<(String, Vec<String>)> = match &a.users {
@@ -139,7 +205,14 @@ fn recommend<B: Backend>(a: &RecommendArgs, device: &B::Device) -> Result<()> {
     for (user, hist_keys) in &users {
         let rows: Vec<usize> = hist_keys
             .iter()
-            .map(|key| index.get(key.trim()).copied().with_context(|| format!("user {user:?}: item {key:?} is neither in {} nor in --new-items", a.data.display())))
+            .map(|key| {
+                index.get(key.trim()).copied().with_context(|| {
+                    format!(
+                        "user {user:?}: item {key:?} is neither in {} nor in --new-items",
+                        a.data.display()
+                    )
+                })
+            })
             .collect::<Result<_>>()?;
         let (_, input) = builder.batch::<B>(&[rows.as_slice()], &cat.tokens, device);
         let seq = l2_normalize(loaded.model.forward(input).pooler_output);
@@ -150,7 +223,9 @@ fn recommend<B: Backend>(a: &RecommendArgs, device: &B::Device) -> Result<()> {
             .convert::<f32>()
             .into_vec()
             .map_err(|e| anyhow::anyhow!("reading scores: {e:?}"))?;
-        let mut order: Vec<usize> = (0..n).filter(|i| !(a.exclude_history && rows.contains(i))).collect();
+        let mut order: Vec<usize> = (0..n)
+            .filter(|i| !(a.exclude_history && rows.contains(i)))
+            .collect();
         order.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]).then(x.cmp(&y)));
         order.truncate(k);
         results.push((user.clone(), rows, order, scores));
@@ -175,7 +250,13 @@ fn recommend<B: Backend>(a: &RecommendArgs, device: &B::Device) -> Result<()> {
             }
             println!("  top {k}:");
             for (rank, &r) in order.iter().enumerate() {
-                println!("  {:>3}. {:<14} {:>7.3}  {}", rank + 1, keys[r], scores[r], titles[r]);
+                println!(
+                    "  {:>3}. {:<14} {:>7.3}  {}",
+                    rank + 1,
+                    keys[r],
+                    scores[r],
+                    titles[r]
+                );
             }
         }
     }

@@ -12,7 +12,12 @@ pub fn catalogue_texts(dir: &Path) -> Result<Vec<String>> {
     let path = dir.join("meta_data.json");
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let meta: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{}: expected a JSON object {{item: {{title, brand, category}}}}", path.display()))?;
+        .with_context(|| {
+            format!(
+                "{}: expected a JSON object {{item: {{title, brand, category}}}}",
+                path.display()
+            )
+        })?;
     let mut texts: Vec<String> = ATTRIBUTE_KEYS.iter().map(|k| k.to_string()).collect();
     for (key, attrs) in &meta {
         let obj = attrs
@@ -31,7 +36,12 @@ pub fn catalogue_texts(dir: &Path) -> Result<Vec<String>> {
 
 pub fn run(cmd: TokenizerCommand) -> Result<()> {
     match cmd {
-        TokenizerCommand::Train { data, vocab_size, cased, out } => {
+        TokenizerCommand::Train {
+            data,
+            vocab_size,
+            cased,
+            out,
+        } => {
             if vocab_size < 100 {
                 bail!("--vocab-size {vocab_size} is too small (at least 100)");
             }
@@ -42,7 +52,8 @@ pub fn run(cmd: TokenizerCommand) -> Result<()> {
             let n = texts.len();
             let tok = RecformerTokenizer::train_wordpiece(texts.into_iter(), vocab_size, !cased)
                 .context("training the WordPiece tokenizer")?;
-            tok.save(&out).with_context(|| format!("saving the tokenizer to {}", out.display()))?;
+            tok.save(&out)
+                .with_context(|| format!("saving the tokenizer to {}", out.display()))?;
             println!(
                 "trained a WordPiece vocabulary of {} tokens on {n} texts -> {}",
                 tok.vocab_size(),

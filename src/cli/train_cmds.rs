@@ -10,11 +10,13 @@ use recformer::model_dir::{data_config, ModelDir, RUN_MODEL_SUBDIR};
 use recformer_data::{PretrainCorpus, RecformerTokenizer};
 use recformer_model::{LongformerLMHead, RecformerForPretraining};
 use recformer_train::{
-    finetune, pretrain, FinetuneConfig, FinetuneData, FinetuneOutcome, FinetuneVariant, InputBuilder,
-    PretrainConfig, PretrainData, RunControl, RunDir,
+    finetune, pretrain, FinetuneConfig, FinetuneData, FinetuneOutcome, FinetuneVariant,
+    InputBuilder, PretrainConfig, PretrainData, RunControl, RunDir,
 };
 
-use super::common::{fit_to_tokenizer, load_catalogue, load_config, parse_device, preset, with_autodiff_backend};
+use super::common::{
+    fit_to_tokenizer, load_catalogue, load_config, parse_device, preset, with_autodiff_backend,
+};
 use super::Bars;
 
 /// Options shared by the training commands.
@@ -97,12 +99,24 @@ pub struct FinetuneArgs {
 fn pretrain_config(a: &PretrainArgs) -> Result<PretrainConfig> {
     let c = &a.common;
     let mut cfg = load_config(c.config.as_deref(), PretrainConfig::from_file, &c.sets)?;
-    if let Some(v) = c.seed { cfg.seed = v; }
-    if let Some(v) = c.batch_size { cfg.batch_size = v; }
-    if let Some(v) = c.accumulation { cfg.gradient_accumulation_steps = v; }
-    if let Some(v) = c.lr { cfg.learning_rate = v; }
-    if let Some(v) = c.epochs { cfg.max_epochs = v; }
-    if let Some(v) = a.max_steps { cfg.max_steps = Some(v); }
+    if let Some(v) = c.seed {
+        cfg.seed = v;
+    }
+    if let Some(v) = c.batch_size {
+        cfg.batch_size = v;
+    }
+    if let Some(v) = c.accumulation {
+        cfg.gradient_accumulation_steps = v;
+    }
+    if let Some(v) = c.lr {
+        cfg.learning_rate = v;
+    }
+    if let Some(v) = c.epochs {
+        cfg.max_epochs = v;
+    }
+    if let Some(v) = a.max_steps {
+        cfg.max_steps = Some(v);
+    }
     cfg.validate()?;
     Ok(cfg)
 }
@@ -110,11 +124,21 @@ fn pretrain_config(a: &PretrainArgs) -> Result<PretrainConfig> {
 fn finetune_config(a: &FinetuneArgs) -> Result<FinetuneConfig> {
     let c = &a.common;
     let mut cfg = load_config(c.config.as_deref(), FinetuneConfig::from_file, &c.sets)?;
-    if let Some(v) = c.seed { cfg.seed = v; }
-    if let Some(v) = c.batch_size { cfg.batch_size = v; }
-    if let Some(v) = c.accumulation { cfg.gradient_accumulation_steps = v; }
-    if let Some(v) = c.lr { cfg.learning_rate = v; }
-    if let Some(v) = c.epochs { cfg.num_train_epochs = v; }
+    if let Some(v) = c.seed {
+        cfg.seed = v;
+    }
+    if let Some(v) = c.batch_size {
+        cfg.batch_size = v;
+    }
+    if let Some(v) = c.accumulation {
+        cfg.gradient_accumulation_steps = v;
+    }
+    if let Some(v) = c.lr {
+        cfg.learning_rate = v;
+    }
+    if let Some(v) = c.epochs {
+        cfg.num_train_epochs = v;
+    }
     if let Some(v) = &a.variant {
         cfg.variant = serde_json::from_value(serde_json::Value::String(v.clone()))?;
     }
@@ -125,27 +149,47 @@ fn finetune_config(a: &FinetuneArgs) -> Result<FinetuneConfig> {
 pub fn run_pretrain(a: PretrainArgs) -> Result<()> {
     let cfg = pretrain_config(&a)?;
     let kind = parse_device(&a.common.device)?;
-    with_autodiff_backend!(kind, B, device, { pretrain_on::<B>(&a, &cfg, &device).map(|_| ()) })
+    with_autodiff_backend!(kind, B, device, {
+        pretrain_on::<B>(&a, &cfg, &device).map(|_| ())
+    })
 }
 
 pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
     let cfg = finetune_config(&a)?;
     let kind = parse_device(&a.common.device)?;
-    with_autodiff_backend!(kind, B, device, { finetune_on::<B>(&a, &cfg, &device, true).map(|_| ()) })
+    with_autodiff_backend!(kind, B, device, {
+        finetune_on::<B>(&a, &cfg, &device, true).map(|_| ())
+    })
 }
 
 /// Pretrains and exports `RUN/model`. Returns the exported model directory.
-pub fn pretrain_on<B: AutodiffBackend>(a: &PretrainArgs, cfg: &PretrainConfig, device: &B::Device) -> Result<ModelDir> {
+pub fn pretrain_on<B: AutodiffBackend>(
+    a: &PretrainArgs,
+    cfg: &PretrainConfig,
+    device: &B::Device,
+) -> Result<ModelDir> {
     let bars = Bars::new(a.common.quiet);
     let (model_config, tokenizer, model) = match &a.model {
         Some(dir) => {
             let md = ModelDir::open(dir)?;
             let loaded = md.load::<B>(device)?;
-            let lm_head = loaded.lm_head.unwrap_or_else(|| LongformerLMHead::init(&md.config, device));
-            (md.config.clone(), md.tokenizer, RecformerForPretraining { longformer: loaded.model, lm_head })
+            let lm_head = loaded
+                .lm_head
+                .unwrap_or_else(|| LongformerLMHead::init(&md.config, device));
+            (
+                md.config.clone(),
+                md.tokenizer,
+                RecformerForPretraining {
+                    longformer: loaded.model,
+                    lm_head,
+                },
+            )
         }
         None => {
-            let tok_dir = a.tokenizer.as_ref().expect("clap requires --tokenizer without --model");
+            let tok_dir = a
+                .tokenizer
+                .as_ref()
+                .expect("clap requires --tokenizer without --model");
             let tokenizer = RecformerTokenizer::from_dir(tok_dir)
                 .with_context(|| format!("loading the tokenizer from {}", tok_dir.display()))?;
             let c = fit_to_tokenizer(preset(&a.preset)?, &tokenizer);
@@ -156,7 +200,8 @@ pub fn pretrain_on<B: AutodiffBackend>(a: &PretrainArgs, cfg: &PretrainConfig, d
     };
     let dcfg = data_config(&model_config);
     let t0 = Instant::now();
-    let corpus = PretrainCorpus::load(&a.data).with_context(|| format!("loading corpus {}", a.data.display()))?;
+    let corpus = PretrainCorpus::load(&a.data)
+        .with_context(|| format!("loading corpus {}", a.data.display()))?;
     let tokens = tokenizer.encode_catalogue(&corpus.items, &dcfg)?;
     bars.say(&format!(
         "corpus {}: {} train / {} dev sequences, {} items, tokenised in {:.1}s",
@@ -173,11 +218,26 @@ pub fn pretrain_on<B: AutodiffBackend>(a: &PretrainArgs, cfg: &PretrainConfig, d
         builder: InputBuilder::new(&tokenizer, dcfg),
     };
     let run = RunDir::create(&a.common.out)?;
-    let outcome = pretrain(model, &model_config, cfg, &data, &run, device, &RunControl::default(), &bars)?;
+    let outcome = pretrain(
+        model,
+        &model_config,
+        cfg,
+        &data,
+        &run,
+        device,
+        &RunControl::default(),
+        &bars,
+    )?;
     let Some(best) = outcome.best_model else {
         bail!("pretraining ran no validation, so there is no best checkpoint to export (set val_check_interval or run at least one epoch)");
     };
-    let md = ModelDir::export(&run.path(RUN_MODEL_SUBDIR), &model_config, &tokenizer, &best, None)?;
+    let md = ModelDir::export(
+        &run.path(RUN_MODEL_SUBDIR),
+        &model_config,
+        &tokenizer,
+        &best,
+        None,
+    )?;
     println!(
         "pretraining done: {} optimizer steps in {:.0}s; best checkpoint exported to {}",
         outcome.state.optimizer_steps,
@@ -213,11 +273,23 @@ pub fn finetune_on<B: AutodiffBackend>(
         bars.say(&format!("resuming the run in {}", run.root().display()));
     }
     let t0 = Instant::now();
-    let outcome = finetune(model, &md.config, cfg, &data, &run, device, &RunControl::default(), &bars)?;
+    let outcome = finetune(
+        model,
+        &md.config,
+        cfg,
+        &data,
+        &run,
+        device,
+        &RunControl::default(),
+        &bars,
+    )?;
     let FinetuneOutcome::Finished(result) = outcome else {
         bail!("finetuning stopped before the end; run the same command again to resume");
     };
-    let items = result.best_model.parent().map(|d| d.join(recformer_train::run_dir::ITEMS_FILE));
+    let items = result
+        .best_model
+        .parent()
+        .map(|d| d.join(recformer_train::run_dir::ITEMS_FILE));
     let exported = ModelDir::export(
         &run.path(RUN_MODEL_SUBDIR),
         &md.config,

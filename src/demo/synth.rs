@@ -48,25 +48,122 @@ impl Default for SynthConfig {
 }
 
 const CATEGORIES: [(&str, [&str; 5]); 8] = [
-    ("Lab Glassware", ["beaker", "flask", "graduated cylinder", "test tube rack", "petri dish"]),
-    ("Electrical Testing", ["multimeter", "clamp meter", "voltage tester", "oscilloscope probe", "insulation tester"]),
-    ("Soldering Tools", ["soldering iron", "solder wire", "desoldering pump", "flux pen", "soldering station"]),
-    ("Safety Equipment", ["safety goggles", "nitrile gloves", "face shield", "ear muffs", "respirator mask"]),
-    ("Measuring Tools", ["digital caliper", "micrometer", "tape measure", "feeler gauge", "dial indicator"]),
-    ("Fasteners", ["hex bolts", "wood screws", "rivets", "wing nuts", "spring washers"]),
-    ("Adhesives and Tapes", ["epoxy glue", "duct tape", "kapton tape", "super glue", "double sided tape"]),
-    ("Janitorial Supplies", ["mop bucket", "trash bags", "floor cleaner", "microfiber cloths", "paper towels"]),
+    (
+        "Lab Glassware",
+        [
+            "beaker",
+            "flask",
+            "graduated cylinder",
+            "test tube rack",
+            "petri dish",
+        ],
+    ),
+    (
+        "Electrical Testing",
+        [
+            "multimeter",
+            "clamp meter",
+            "voltage tester",
+            "oscilloscope probe",
+            "insulation tester",
+        ],
+    ),
+    (
+        "Soldering Tools",
+        [
+            "soldering iron",
+            "solder wire",
+            "desoldering pump",
+            "flux pen",
+            "soldering station",
+        ],
+    ),
+    (
+        "Safety Equipment",
+        [
+            "safety goggles",
+            "nitrile gloves",
+            "face shield",
+            "ear muffs",
+            "respirator mask",
+        ],
+    ),
+    (
+        "Measuring Tools",
+        [
+            "digital caliper",
+            "micrometer",
+            "tape measure",
+            "feeler gauge",
+            "dial indicator",
+        ],
+    ),
+    (
+        "Fasteners",
+        [
+            "hex bolts",
+            "wood screws",
+            "rivets",
+            "wing nuts",
+            "spring washers",
+        ],
+    ),
+    (
+        "Adhesives and Tapes",
+        [
+            "epoxy glue",
+            "duct tape",
+            "kapton tape",
+            "super glue",
+            "double sided tape",
+        ],
+    ),
+    (
+        "Janitorial Supplies",
+        [
+            "mop bucket",
+            "trash bags",
+            "floor cleaner",
+            "microfiber cloths",
+            "paper towels",
+        ],
+    ),
 ];
 
 const BRANDS: [&str; 20] = [
-    "Acmelab", "Borealis", "Corvex", "Dynatek", "Elmstone", "Fulcrum", "Gantry", "Helix",
-    "Ironbark", "Juniper", "Kestrel", "Lumen", "Meridian", "Northgate", "Orbitech", "Pioneer",
-    "Quartzline", "Redwood", "Sterling", "Tundra",
+    "Acmelab",
+    "Borealis",
+    "Corvex",
+    "Dynatek",
+    "Elmstone",
+    "Fulcrum",
+    "Gantry",
+    "Helix",
+    "Ironbark",
+    "Juniper",
+    "Kestrel",
+    "Lumen",
+    "Meridian",
+    "Northgate",
+    "Orbitech",
+    "Pioneer",
+    "Quartzline",
+    "Redwood",
+    "Sterling",
+    "Tundra",
 ];
 
 const ADJECTIVES: [&str; 10] = [
-    "Professional", "Compact", "Heavy Duty", "Premium", "Economy", "Industrial", "Precision",
-    "Lightweight", "Deluxe", "Standard",
+    "Professional",
+    "Compact",
+    "Heavy Duty",
+    "Premium",
+    "Economy",
+    "Industrial",
+    "Precision",
+    "Lightweight",
+    "Deluxe",
+    "Standard",
 ];
 
 /// One synthetic item.
@@ -110,7 +207,11 @@ pub fn generate(cfg: &SynthConfig) -> SynthWorld {
         let model_no = rng.random_range(100..1000);
         items.push(SynthItem {
             key: format!("SYN{i:05}"),
-            title: format!("{} {adjective} {product} {}-{model_no}", BRANDS[brand_idx], &BRANDS[brand_idx][..3].to_uppercase()),
+            title: format!(
+                "{} {adjective} {product} {}-{model_no}",
+                BRANDS[brand_idx],
+                &BRANDS[brand_idx][..3].to_uppercase()
+            ),
             brand: BRANDS[brand_idx].to_string(),
             category: format!("Industrial & Scientific {cat_name}"),
             category_idx,
@@ -120,7 +221,10 @@ pub fn generate(cfg: &SynthConfig) -> SynthWorld {
     let mut by_brand_cat: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
     let mut by_cat: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, it) in items.iter().enumerate() {
-        by_brand_cat.entry((it.brand_idx, it.category_idx)).or_default().push(i);
+        by_brand_cat
+            .entry((it.brand_idx, it.category_idx))
+            .or_default()
+            .push(i);
         by_cat.entry(it.category_idx).or_default().push(i);
     }
     let all: Vec<usize> = (0..items.len()).collect();
@@ -140,7 +244,8 @@ pub fn generate(cfg: &SynthConfig) -> SynthWorld {
             } else {
                 &all
             };
-            let candidates: Vec<usize> = pool.iter().copied().filter(|c| !seq.contains(c)).collect();
+            let candidates: Vec<usize> =
+                pool.iter().copied().filter(|c| !seq.contains(c)).collect();
             let next = match candidates.choose(&mut rng) {
                 Some(&c) => c,
                 None => *all.choose(&mut rng).expect("non-empty catalogue"),
@@ -178,7 +283,10 @@ impl SynthWorld {
             test.insert(uid, json!([seq[n - 1]]));
         }
         let write = |name: &str, v: Map<String, Value>| {
-            fs::write(dir.join(name), serde_json::to_vec(&Value::Object(v)).expect("json"))
+            fs::write(
+                dir.join(name),
+                serde_json::to_vec(&Value::Object(v)).expect("json"),
+            )
         };
         write("meta_data.json", meta)?;
         write("smap.json", smap)?;
@@ -199,7 +307,9 @@ impl SynthWorld {
                 json!({"title": it.title, "brand": it.brand, "category": it.category}),
             );
         }
-        let keys = |seq: &[usize]| -> Vec<&str> { seq.iter().map(|&i| self.items[i].key.as_str()).collect() };
+        let keys = |seq: &[usize]| -> Vec<&str> {
+            seq.iter().map(|&i| self.items[i].key.as_str()).collect()
+        };
         let mut train = Vec::new();
         let mut dev = Vec::new();
         for (u, seq) in self.users.iter().enumerate() {
@@ -210,9 +320,18 @@ impl SynthWorld {
                 train.push(part);
             }
         }
-        fs::write(dir.join("meta_data.json"), serde_json::to_vec(&Value::Object(meta)).expect("json"))?;
-        fs::write(dir.join("train.json"), serde_json::to_vec(&train).expect("json"))?;
-        fs::write(dir.join("dev.json"), serde_json::to_vec(&dev).expect("json"))
+        fs::write(
+            dir.join("meta_data.json"),
+            serde_json::to_vec(&Value::Object(meta)).expect("json"),
+        )?;
+        fs::write(
+            dir.join("train.json"),
+            serde_json::to_vec(&train).expect("json"),
+        )?;
+        fs::write(
+            dir.join("dev.json"),
+            serde_json::to_vec(&dev).expect("json"),
+        )
     }
 }
 
@@ -222,7 +341,11 @@ mod tests {
 
     #[test]
     fn generation_is_deterministic_and_structured() {
-        let cfg = SynthConfig { num_items: 120, num_users: 80, ..SynthConfig::default() };
+        let cfg = SynthConfig {
+            num_items: 120,
+            num_users: 80,
+            ..SynthConfig::default()
+        };
         let a = generate(&cfg);
         let b = generate(&cfg);
         assert_eq!(a.users, b.users);

@@ -37,7 +37,7 @@ pub struct RecformerConfig {
     pub max_position_embeddings: usize,
     /// Padding token id (also the padding position id). Default: 1.
     pub pad_token_id: usize,
-    /// Full local attention window per layer (even; one-sided window is half of it). Default: [512] per layer.
+    /// Full local attention window per layer (even; one-sided window is half of it). Default: `[512]` per layer.
     #[serde(deserialize_with = "deserialize_window")]
     pub attention_window: Vec<usize>,
     /// Dropout on embeddings and hidden states. Default: 0.1.

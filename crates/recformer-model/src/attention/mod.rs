@@ -1,5 +1,5 @@
 //! `LongformerSelfAttention` (HF transformers 4.28 `modeling_longformer.py`), with two
-//! interchangeable implementations of the local part: a dense masked oracle ([`reference`]) and a
+//! interchangeable implementations of the local part: a dense masked oracle ([`mod@reference`]) and a
 //! banded chunked path ([`sliding`]).
 
 pub mod reference;

@@ -104,3 +104,20 @@ pub fn assert_close(actual: TensorData, expected: TensorData, rtol: f32, atol: f
 pub const RTOL: f32 = 1e-4;
 /// Absolute floor of the PyTorch parity tests (for values near zero).
 pub const ATOL: f32 = 1e-5;
+
+/// Largest absolute and relative (to `max |e|`) element difference, for reports.
+pub fn max_diff(actual: &TensorData, expected: &TensorData) -> (f32, f32) {
+    let a: Vec<f32> = actual.clone().convert::<f32>().iter::<f32>().collect();
+    let e: Vec<f32> = expected.clone().convert::<f32>().iter::<f32>().collect();
+    let abs = a
+        .iter()
+        .zip(&e)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    let scale = e
+        .iter()
+        .map(|y| y.abs())
+        .fold(0.0f32, f32::max)
+        .max(f32::MIN_POSITIVE);
+    (abs, abs / scale)
+}
