@@ -17,6 +17,7 @@ pub use recformer_data as data;
 pub use recformer_model as model;
 pub use recformer_train as train;
 
+pub mod bench;
 pub mod demo;
 pub mod error;
 pub mod model_dir;

@@ -49,6 +49,8 @@ pub enum Command {
     EncodeItems(encode_items::EncodeItemsArgs),
     /// Top-k recommendations for histories, with cold-start items given as text.
     Recommend(recommend::RecommendArgs),
+    /// Encoder throughput (forward and training step) with random weights on a device.
+    Bench(bench_cmd::BenchArgs),
     /// Render a run's metrics.jsonl to PNG.
     Plot(plot_cmd::PlotArgs),
     /// The whole pipeline on a generated catalogue (or --data): tokenizer, pretraining,
@@ -126,10 +128,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::EncodeItems(a) => encode_items::run(a),
         Command::Recommend(a) => recommend::run(a),
         Command::Plot(a) => plot_cmd::run(a),
+        Command::Bench(a) => bench_cmd::run(a),
         Command::Demo(a) => demo::run(a),
     }
 }
 
+mod bench_cmd;
 mod common;
 mod demo;
 mod encode_items;

@@ -1,0 +1,56 @@
+//! `recformer bench`: encoder throughput (forward and training step) on a device.
+
+use anyhow::Result;
+use recformer::bench::{measure, ThroughputArgs, ThroughputRow};
+
+use super::common::{parse_device, with_autodiff_backend};
+
+/// Arguments of `bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// cpu, wgpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Model shape: base, mini or tiny (random weights).
+    #[arg(long, default_value = "mini")]
+    pub preset: String,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 512)]
+    pub tokens: usize,
+    /// Timed repetitions.
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
+    /// Untimed warm-up repetitions.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+}
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    anyhow::ensure!(
+        ["base", "mini", "tiny"].contains(&a.preset.as_str()),
+        "--preset {}: expected base, mini or tiny",
+        a.preset
+    );
+    anyhow::ensure!(
+        a.batch > 0 && a.tokens > 1 && a.steps > 0,
+        "--batch, --tokens and --steps must be positive"
+    );
+    let kind = parse_device(&a.device)?;
+    let args = ThroughputArgs {
+        device: a.device.clone(),
+        preset: a.preset,
+        batch: a.batch,
+        tokens: a.tokens,
+        steps: a.steps,
+        warmup: a.warmup,
+    };
+    let row = with_autodiff_backend!(kind, B, device, {
+        Ok::<_, anyhow::Error>(measure::<B>(device, &args))
+    })?;
+    println!("{}", ThroughputRow::HEADER);
+    println!("{}", row.markdown());
+    Ok(())
+}
