@@ -1,12 +1,15 @@
 //! Encoder throughput on any compiled backend, printed as a table (see `recformer::bench`).
 //!
 //! ```text
-//! cargo bench --bench throughput -- --device cpu --preset mini --batch 4 --tokens 512
+//! cargo bench --bench throughput -- --device cpu|flex|ndarray --preset mini --batch 4 --tokens 512
 //! CUDARC_CUDA_VERSION=13000 cargo bench --features cuda --bench throughput -- --device cuda --preset base --batch 16 --tokens 1024
 //! ```
 //! The same measurement is available as `recformer bench` in release binaries.
 
 use recformer::bench::{measure, ThroughputArgs, ThroughputRow};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn parse_args() -> ThroughputArgs {
     let mut a = ThroughputArgs {
@@ -43,12 +46,15 @@ fn main() {
     let a = parse_args();
     let row = match a.device.as_str() {
         "cpu" => measure::<recformer_model::backend::CpuAutodiff>(Default::default(), &a),
+        "flex" => measure::<recformer_model::backend::FlexAutodiff>(Default::default(), &a),
+        "ndarray" => measure::<recformer_model::backend::NdArrayAutodiff>(Default::default(), &a),
         #[cfg(feature = "wgpu")]
         "wgpu" => measure::<recformer_model::backend::WgpuAutodiff>(Default::default(), &a),
         #[cfg(feature = "cuda")]
         "cuda" => measure::<recformer_model::backend::CudaAutodiff>(Default::default(), &a),
         other => panic!("device {other} is not compiled in (features: wgpu, cuda)"),
-    };
+    }
+    .unwrap_or_else(|e| panic!("{e}"));
     println!("{}", ThroughputRow::HEADER);
     println!("{}", row.markdown());
 }

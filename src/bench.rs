@@ -9,6 +9,8 @@
 
 use std::time::Instant;
 
+use crate::error::Result;
+
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -75,15 +77,12 @@ impl ThroughputRow {
 }
 
 /// The model config of a preset, with room for `tokens` tokens.
-pub fn preset(name: &str, tokens: usize) -> RecformerConfig {
-    let mut c = match name {
-        "base" => RecformerConfig::base(),
-        "mini" => RecformerConfig::mini(),
-        "tiny" => RecformerConfig::tiny(),
-        other => panic!("unknown preset {other} (base|mini|tiny)"),
-    };
+pub fn preset(name: &str, tokens: usize) -> Result<RecformerConfig> {
+    let mut c = crate::presets::by_name(name)?;
     c.max_token_num = c.max_token_num.max(tokens);
-    c
+    let c = crate::presets::fit_positions(c);
+    c.validate()?;
+    Ok(c)
 }
 
 /// A full batch of `tokens` real tokens per row: `<s>` then items of 30 tokens.
@@ -142,8 +141,11 @@ pub fn model_flops_per_token(c: &RecformerConfig, tokens: usize) -> f64 {
 }
 
 /// Measures forward and training-step time on `device`.
-pub fn measure<B: AutodiffBackend>(device: B::Device, a: &ThroughputArgs) -> ThroughputRow {
-    let c = preset(&a.preset, a.tokens);
+///
+/// # Errors
+/// An unknown preset, or a preset that cannot hold `tokens` tokens.
+pub fn measure<B: AutodiffBackend>(device: B::Device, a: &ThroughputArgs) -> Result<ThroughputRow> {
+    let c = preset(&a.preset, a.tokens)?;
     let model: RecformerModel<B> = c.init_model(&device);
     let flops_tok = model_flops_per_token(&c, a.tokens);
 
@@ -184,7 +186,7 @@ pub fn measure<B: AutodiffBackend>(device: B::Device, a: &ThroughputArgs) -> Thr
     }
     let train = t0.elapsed().as_secs_f64() / a.steps as f64;
 
-    ThroughputRow {
+    Ok(ThroughputRow {
         device: a.device.clone(),
         preset: a.preset.clone(),
         batch: a.batch,
@@ -192,5 +194,5 @@ pub fn measure<B: AutodiffBackend>(device: B::Device, a: &ThroughputArgs) -> Thr
         forward_s: fwd,
         train_s: train,
         flops_per_token: flops_tok,
-    }
+    })
 }

@@ -24,6 +24,12 @@ pub enum Error {
         /// What is missing.
         what: String,
     },
+    /// A `--preset` name is not one of [`crate::presets::NAMES`].
+    #[error("unknown preset `{name}` (expected base, mini, small or tiny)")]
+    UnknownPreset {
+        /// The name given.
+        name: String,
+    },
     /// Error from `recformer-data`.
     #[error(transparent)]
     Data(#[from] recformer_data::Error),

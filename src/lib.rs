@@ -21,6 +21,7 @@ pub mod bench;
 pub mod demo;
 pub mod error;
 pub mod model_dir;
+pub mod presets;
 
 pub use error::{Error, Result};
 pub use model_dir::ModelDir;

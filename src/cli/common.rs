@@ -25,6 +25,18 @@ macro_rules! with_backend {
                 let $dev = Default::default();
                 $body
             }
+            #[cfg(feature = "flex")]
+            DeviceKind::Flex => {
+                type $B = recformer_model::backend::Flex;
+                let $dev = Default::default();
+                $body
+            }
+            #[cfg(feature = "ndarray")]
+            DeviceKind::NdArray => {
+                type $B = recformer_model::backend::NdArray;
+                let $dev = Default::default();
+                $body
+            }
             #[cfg(feature = "wgpu")]
             DeviceKind::Wgpu => {
                 type $B = recformer_model::backend::Wgpu;
@@ -50,6 +62,18 @@ macro_rules! with_autodiff_backend {
         match $kind {
             DeviceKind::Cpu => {
                 type $B = recformer_model::backend::CpuAutodiff;
+                let $dev = Default::default();
+                $body
+            }
+            #[cfg(feature = "flex")]
+            DeviceKind::Flex => {
+                type $B = recformer_model::backend::FlexAutodiff;
+                let $dev = Default::default();
+                $body
+            }
+            #[cfg(feature = "ndarray")]
+            DeviceKind::NdArray => {
+                type $B = recformer_model::backend::NdArrayAutodiff;
                 let $dev = Default::default();
                 $body
             }
@@ -141,39 +165,7 @@ pub fn load_catalogue(
 
 /// Model presets selectable with `--preset`.
 pub fn preset(name: &str) -> Result<RecformerConfig> {
-    Ok(match name {
-        "base" => RecformerConfig::base(),
-        "mini" => RecformerConfig::mini(),
-        "tiny" => RecformerConfig::tiny(),
-        "small" => small_config(),
-        other => bail!("--preset {other}: expected base, mini, small or tiny"),
-    })
+    Ok(recformer::presets::by_name(name)?)
 }
 
-/// A CPU-friendly model for catalogues trained from scratch (demo, quick experiments):
-/// 2 layers × 64 hidden, 4 heads, FFN 256, window 16, 128 tokens.
-pub fn small_config() -> RecformerConfig {
-    let mut c = RecformerConfig::tiny();
-    c.hidden_size = 64;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 4;
-    c.intermediate_size = 256;
-    c.attention_window = vec![16; 2];
-    c.max_token_num = 128;
-    c.max_item_embeddings = 51;
-    c.max_attr_length = 16;
-    c.hidden_dropout_prob = 0.1;
-    c.attention_probs_dropout_prob = 0.1;
-    c
-}
-
-/// Adapts a preset to a tokenizer: vocabulary size, pad id and a position table that covers
-/// `max_token_num` tokens under the RoBERTa position convention (`pad + 1 + index`).
-pub fn fit_to_tokenizer(mut c: RecformerConfig, tok: &RecformerTokenizer) -> RecformerConfig {
-    c.vocab_size = tok.vocab_size();
-    c.pad_token_id = tok.pad_token_id() as usize;
-    c.max_position_embeddings = c
-        .max_position_embeddings
-        .max(c.max_token_num + c.pad_token_id + 2);
-    c
-}
+pub use recformer::presets::fit_to_tokenizer;

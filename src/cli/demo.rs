@@ -39,7 +39,7 @@ pub struct DemoArgs {
     /// Seed of the generated world and of training.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// cpu, wgpu or cuda.
+    /// cpu (the default CPU backend), flex, ndarray, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// No progress bars.
@@ -48,9 +48,23 @@ pub struct DemoArgs {
     /// Exit with an error unless the model beats the random baseline on test NDCG@10 and Recall@10.
     #[arg(long)]
     pub require_better_than_random: bool,
+    /// Pretraining epochs (default: 2 with --quick, else 4).
+    #[arg(long)]
+    pub pretrain_epochs: Option<usize>,
+    /// Finetuning epochs per stage (default: 4 with --quick, else 8).
+    #[arg(long)]
+    pub finetune_epochs: Option<usize>,
+    /// Sequences per batch in pretraining and finetuning.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
 }
 
 pub fn run(a: DemoArgs) -> Result<()> {
+    anyhow::ensure!(a.batch_size > 0, "--batch-size must be at least 1");
+    anyhow::ensure!(
+        a.pretrain_epochs != Some(0) && a.finetune_epochs != Some(0),
+        "--pretrain-epochs and --finetune-epochs must be at least 1"
+    );
     let kind = parse_device(&a.device)?;
     with_autodiff_backend!(kind, B, device, { demo::<B>(&a, &device) })
 }
@@ -133,7 +147,7 @@ fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
         config: None,
         sets: vec![],
         seed: Some(a.seed),
-        batch_size: Some(16),
+        batch_size: Some(a.batch_size),
         accumulation: Some(1),
         lr: Some(1e-3),
         epochs: Some(epochs),
@@ -146,13 +160,16 @@ fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
         tokenizer: Some(tok_dir),
         preset: "small".into(),
         max_steps: None,
-        common: common(a.out.join("pretrain"), if a.quick { 2 } else { 4 }),
+        common: common(
+            a.out.join("pretrain"),
+            a.pretrain_epochs.unwrap_or(if a.quick { 2 } else { 4 }),
+        ),
     };
     bars.say("[3/5] pretraining");
     let pt_cfg = recformer_train::PretrainConfig {
         seed: a.seed,
         max_epochs: pt_args.common.epochs.unwrap_or(1),
-        batch_size: 16,
+        batch_size: a.batch_size,
         gradient_accumulation_steps: 1,
         learning_rate: 1e-3,
         warmup_steps: 20,
@@ -170,12 +187,18 @@ fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
         data: data_dir.clone(),
         variant: None,
         from_scratch: false,
-        common: common(a.out.join("finetune"), if a.quick { 4 } else { 8 }),
+        common: common(
+            a.out.join("finetune"),
+            a.finetune_epochs.unwrap_or(if a.quick { 4 } else { 8 }),
+        ),
     };
+    let ft_epochs = ft_args.common.epochs.unwrap_or(1);
     let ft_cfg = recformer_train::FinetuneConfig {
         seed: a.seed,
-        num_train_epochs: ft_args.common.epochs.unwrap_or(1),
-        batch_size: 16,
+        num_train_epochs: ft_epochs,
+        // Decay over both stages, so that stage 2 still learns in a short run.
+        schedule_epochs: Some(2 * ft_epochs),
+        batch_size: a.batch_size,
         gradient_accumulation_steps: 1,
         learning_rate: 1e-3,
         warmup_steps: 20,

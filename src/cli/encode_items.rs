@@ -23,7 +23,7 @@ pub struct EncodeItemsArgs {
     /// Output safetensors file (one f32 tensor `item_embeddings`, [num_items, hidden]).
     #[arg(long)]
     pub out: PathBuf,
-    /// cpu, wgpu or cuda.
+    /// cpu (the default CPU backend), flex, ndarray, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Items per forward pass.

@@ -36,7 +36,7 @@ pub struct EvaluateArgs {
     /// Users per batch.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
-    /// cpu, wgpu or cuda.
+    /// cpu (the default CPU backend), flex, ndarray, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// No progress output.

@@ -48,7 +48,7 @@ pub struct RecommendArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// cpu, wgpu or cuda.
+    /// cpu (the default CPU backend), flex, ndarray, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// No progress output.

@@ -46,7 +46,7 @@ pub struct CommonTrainArgs {
     /// Epochs (per stage for finetuning; overrides the config).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// cpu, wgpu or cuda.
+    /// cpu (the default CPU backend), flex, ndarray, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// No progress bars (evaluation lines still go to stderr unless --quiet).
@@ -99,21 +99,13 @@ pub struct FinetuneArgs {
 fn pretrain_config(a: &PretrainArgs) -> Result<PretrainConfig> {
     let c = &a.common;
     let mut cfg = load_config(c.config.as_deref(), PretrainConfig::from_file, &c.sets)?;
-    if let Some(v) = c.seed {
-        cfg.seed = v;
-    }
-    if let Some(v) = c.batch_size {
-        cfg.batch_size = v;
-    }
-    if let Some(v) = c.accumulation {
-        cfg.gradient_accumulation_steps = v;
-    }
-    if let Some(v) = c.lr {
-        cfg.learning_rate = v;
-    }
-    if let Some(v) = c.epochs {
-        cfg.max_epochs = v;
-    }
+    c.apply(Overridable {
+        seed: &mut cfg.seed,
+        batch_size: &mut cfg.batch_size,
+        accumulation: &mut cfg.gradient_accumulation_steps,
+        lr: &mut cfg.learning_rate,
+        epochs: &mut cfg.max_epochs,
+    });
     if let Some(v) = a.max_steps {
         cfg.max_steps = Some(v);
     }
@@ -124,26 +116,44 @@ fn pretrain_config(a: &PretrainArgs) -> Result<PretrainConfig> {
 fn finetune_config(a: &FinetuneArgs) -> Result<FinetuneConfig> {
     let c = &a.common;
     let mut cfg = load_config(c.config.as_deref(), FinetuneConfig::from_file, &c.sets)?;
-    if let Some(v) = c.seed {
-        cfg.seed = v;
-    }
-    if let Some(v) = c.batch_size {
-        cfg.batch_size = v;
-    }
-    if let Some(v) = c.accumulation {
-        cfg.gradient_accumulation_steps = v;
-    }
-    if let Some(v) = c.lr {
-        cfg.learning_rate = v;
-    }
-    if let Some(v) = c.epochs {
-        cfg.num_train_epochs = v;
-    }
+    c.apply(Overridable {
+        seed: &mut cfg.seed,
+        batch_size: &mut cfg.batch_size,
+        accumulation: &mut cfg.gradient_accumulation_steps,
+        lr: &mut cfg.learning_rate,
+        epochs: &mut cfg.num_train_epochs,
+    });
     if let Some(v) = &a.variant {
         cfg.variant = serde_json::from_value(serde_json::Value::String(v.clone()))?;
     }
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// The config fields that the common flags override (pretraining and finetuning name some of
+/// them differently).
+struct Overridable<'a> {
+    seed: &'a mut u64,
+    batch_size: &'a mut usize,
+    accumulation: &'a mut usize,
+    lr: &'a mut f64,
+    epochs: &'a mut usize,
+}
+
+impl CommonTrainArgs {
+    /// Applies `--seed`, `--batch-size`, `--accumulation`, `--lr` and `--epochs` where given.
+    fn apply(&self, f: Overridable<'_>) {
+        fn set<T: Copy>(flag: Option<T>, field: &mut T) {
+            if let Some(v) = flag {
+                *field = v;
+            }
+        }
+        set(self.seed, f.seed);
+        set(self.batch_size, f.batch_size);
+        set(self.accumulation, f.accumulation);
+        set(self.lr, f.lr);
+        set(self.epochs, f.epochs);
+    }
 }
 
 pub fn run_pretrain(a: PretrainArgs) -> Result<()> {

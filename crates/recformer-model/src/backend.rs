@@ -25,10 +25,16 @@ pub type CpuAutodiff = burn::backend::Autodiff<Cpu>;
 /// The NdArray CPU backend.
 #[cfg(feature = "ndarray")]
 pub type NdArray = burn::backend::NdArray;
+/// The NdArray CPU backend with automatic differentiation.
+#[cfg(feature = "ndarray")]
+pub type NdArrayAutodiff = burn::backend::Autodiff<NdArray>;
 
 /// The Flex CPU backend (pure Rust).
 #[cfg(feature = "flex")]
 pub type Flex = burn::backend::Flex;
+/// The Flex CPU backend with automatic differentiation.
+#[cfg(feature = "flex")]
+pub type FlexAutodiff = burn::backend::Autodiff<Flex>;
 
 /// The wgpu GPU backend.
 #[cfg(feature = "wgpu")]
@@ -44,11 +50,15 @@ pub type Cuda = burn::backend::Cuda;
 #[cfg(feature = "cuda")]
 pub type CudaAutodiff = burn::backend::Autodiff<Cuda>;
 
-/// A device family chosen at run time (`--device cpu|wgpu|cuda`).
+/// A device family chosen at run time (`--device cpu|flex|ndarray|wgpu|cuda`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceKind {
-    /// [`Cpu`].
+    /// [`Cpu`] (the default CPU backend).
     Cpu,
+    /// [`Flex`] explicitly (feature `flex`).
+    Flex,
+    /// [`NdArray`] explicitly (feature `ndarray`).
+    NdArray,
     /// `Wgpu` (feature `wgpu`).
     Wgpu,
     /// `Cuda` (feature `cuda`).
@@ -60,15 +70,19 @@ impl DeviceKind {
     pub fn is_compiled(self) -> bool {
         match self {
             DeviceKind::Cpu => cfg!(any(feature = "flex", feature = "ndarray")),
+            DeviceKind::Flex => cfg!(feature = "flex"),
+            DeviceKind::NdArray => cfg!(feature = "ndarray"),
             DeviceKind::Wgpu => cfg!(feature = "wgpu"),
             DeviceKind::Cuda => cfg!(feature = "cuda"),
         }
     }
 
-    /// The lowercase name (`cpu`, `wgpu`, `cuda`).
+    /// The lowercase name (`cpu`, `flex`, `ndarray`, `wgpu`, `cuda`).
     pub fn name(self) -> &'static str {
         match self {
             DeviceKind::Cpu => "cpu",
+            DeviceKind::Flex => "flex",
+            DeviceKind::NdArray => "ndarray",
             DeviceKind::Wgpu => "wgpu",
             DeviceKind::Cuda => "cuda",
         }
@@ -76,7 +90,8 @@ impl DeviceKind {
 
     fn feature(self) -> &'static str {
         match self {
-            DeviceKind::Cpu => "ndarray",
+            DeviceKind::Cpu | DeviceKind::NdArray => "ndarray",
+            DeviceKind::Flex => "flex",
             DeviceKind::Wgpu => "wgpu",
             DeviceKind::Cuda => "cuda",
         }
@@ -92,11 +107,13 @@ impl std::fmt::Display for DeviceKind {
 impl FromStr for DeviceKind {
     type Err = Error;
 
-    /// Parses `cpu`, `wgpu` or `cuda` (case-insensitive); errors if the name is unknown or its
+    /// Parses `cpu`, `flex`, `ndarray`, `wgpu` or `cuda` (case-insensitive); errors if the name is unknown or its
     /// backend feature is not compiled in.
     fn from_str(s: &str) -> Result<Self, Error> {
         let kind = match s.trim().to_ascii_lowercase().as_str() {
             "cpu" => DeviceKind::Cpu,
+            "flex" => DeviceKind::Flex,
+            "ndarray" => DeviceKind::NdArray,
             "wgpu" => DeviceKind::Wgpu,
             "cuda" => DeviceKind::Cuda,
             _ => return Err(Error::UnknownDevice(s.to_string())),
@@ -119,6 +136,13 @@ mod tests {
     fn parses_cpu_and_rejects_unknown() {
         assert_eq!("cpu".parse::<DeviceKind>().unwrap(), DeviceKind::Cpu);
         assert_eq!(" CPU ".parse::<DeviceKind>().unwrap(), DeviceKind::Cpu);
+        #[cfg(feature = "flex")]
+        assert_eq!("flex".parse::<DeviceKind>().unwrap(), DeviceKind::Flex);
+        #[cfg(feature = "ndarray")]
+        assert_eq!(
+            "NdArray".parse::<DeviceKind>().unwrap(),
+            DeviceKind::NdArray
+        );
         let err = "tpu".parse::<DeviceKind>().unwrap_err();
         assert!(err.to_string().contains("tpu"), "{err}");
     }

@@ -72,8 +72,8 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// A device name is not one of `cpu`, `wgpu`, `cuda`.
-    #[error("unknown device `{0}` (expected one of: cpu, wgpu, cuda)")]
+    /// A device name is not one of `cpu`, `flex`, `ndarray`, `wgpu`, `cuda`.
+    #[error("unknown device `{0}` (expected one of: cpu, flex, ndarray, wgpu, cuda)")]
     UnknownDevice(String),
     /// A backend was requested whose cargo feature is not compiled in.
     #[error("device `{device}` needs recformer-model to be built with the `{feature}` feature")]

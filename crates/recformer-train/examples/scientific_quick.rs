@@ -26,6 +26,9 @@ use recformer_train::{
     RunDir,
 };
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Prints evaluation events and phase timings to stderr.
 struct Stderr {
     start: Instant,

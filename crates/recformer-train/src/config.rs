@@ -150,6 +150,10 @@ pub struct FinetuneConfig {
     pub variant: FinetuneVariant,
     /// Epochs per stage (also sizes the LR schedule, once for both stages). Default: 128.
     pub num_train_epochs: usize,
+    /// Epochs that size the LR schedule instead of `num_train_epochs` (`None`: the official
+    /// choice). With few epochs the official schedule reaches 0 at the end of stage 1, so stage 2
+    /// cannot learn; `2 × num_train_epochs` spreads the decay over both stages. Default: None.
+    pub schedule_epochs: Option<usize>,
     /// Users per micro-batch. Default: 16.
     pub batch_size: usize,
     /// Micro-batches per optimizer step. Default: 8.
@@ -192,6 +196,7 @@ impl Default for FinetuneConfig {
             seed: 42,
             variant: FinetuneVariant::TwoStage,
             num_train_epochs: 128,
+            schedule_epochs: None,
             batch_size: 16,
             gradient_accumulation_steps: 8,
             learning_rate: 5e-5,
@@ -243,14 +248,18 @@ impl FinetuneConfig {
         if self.learning_rate.is_nan() || self.learning_rate <= 0.0 {
             return Err(Error::config("learning_rate", "must be positive"));
         }
+        if self.schedule_epochs == Some(0) {
+            return Err(Error::config("schedule_epochs", "must be at least 1"));
+        }
         Ok(())
     }
 
     /// Official schedule length: `int(ceil(users / batch) / accumulation) * epochs`, computed
-    /// once for one stage and shared by both.
+    /// once for one stage and shared by both (`epochs` = `schedule_epochs` when set).
     pub fn total_steps(&self, num_train_users: usize) -> usize {
         let batches = num_train_users.div_ceil(self.batch_size);
-        (batches / self.gradient_accumulation_steps) * self.num_train_epochs
+        let epochs = self.schedule_epochs.unwrap_or(self.num_train_epochs);
+        (batches / self.gradient_accumulation_steps) * epochs
     }
 }
 
@@ -284,5 +293,10 @@ mod tests {
         let c = FinetuneConfig::default();
         // 1000 users -> 63 micro-batches -> 7 optimizer steps per epoch -> 7 * 128
         assert_eq!(c.total_steps(1000), 7 * 128);
+        let both = FinetuneConfig {
+            schedule_epochs: Some(256),
+            ..c.clone()
+        };
+        assert_eq!(both.total_steps(1000), 7 * 256);
     }
 }

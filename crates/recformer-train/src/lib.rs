@@ -14,6 +14,7 @@ pub mod encode;
 pub mod error;
 pub mod evaluate;
 pub mod finetune;
+mod freeze;
 pub mod inputs;
 pub mod loss;
 pub mod metrics;

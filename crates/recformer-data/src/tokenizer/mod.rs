@@ -11,29 +11,27 @@
 //! Neither pipeline has a post-processor: tokens are always produced without special tokens. The
 //! special tokens (first token, pad, mask) are looked up by their strings in the vocabulary.
 
-use std::borrow::Cow;
+mod encode;
+mod train;
+mod word_start;
+
 use std::collections::HashMap;
 use std::path::Path;
 
-use rayon::prelude::*;
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::bpe::BPE;
-use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
-use tokenizers::models::{ModelWrapper, TrainerWrapper};
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::models::ModelWrapper;
 use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::{AddedToken, Tokenizer};
 
-use crate::config::RecformerDataConfig;
+pub use self::encode::{KEY_TOKEN_TYPE, VALUE_TOKEN_TYPE};
+use self::word_start::token_starts_word;
 use crate::error::{Error, Result};
-use crate::item::{ItemMeta, ItemTokens, ATTRIBUTE_KEYS};
-
-/// Token type of attribute-key tokens.
-pub const KEY_TOKEN_TYPE: u32 = 1;
-/// Token type of attribute-value tokens.
-pub const VALUE_TOKEN_TYPE: u32 = 2;
+use crate::item::ATTRIBUTE_KEYS;
 
 /// Which tokenizer model a [`RecformerTokenizer`] wraps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,34 +179,6 @@ impl RecformerTokenizer {
         Self::from_parts(tokenizer, kind)
     }
 
-    /// Trains a WordPiece vocabulary (BERT pipeline, `##` continuation prefix) of at most
-    /// `vocab_size` tokens on `texts`, for models trained from scratch. Special tokens get ids
-    /// 0..5 in the order `[PAD]`, `[UNK]`, `[CLS]`, `[SEP]`, `[MASK]`.
-    pub fn train_wordpiece<I: Iterator<Item = String>>(
-        texts: I,
-        vocab_size: usize,
-        lowercase: bool,
-    ) -> Result<Self> {
-        let texts: Vec<String> = texts.collect();
-        let mut tokenizer = Tokenizer::new(WordPiece::default());
-        set_bert_pipeline(&mut tokenizer, lowercase);
-        let specials = WORDPIECE_SPECIALS
-            .iter()
-            .map(|s| AddedToken::from(*s, true))
-            .collect();
-        let mut trainer: TrainerWrapper = WordPieceTrainer::builder()
-            .vocab_size(vocab_size)
-            .min_frequency(0)
-            .show_progress(false)
-            .special_tokens(specials)
-            .build()
-            .into();
-        tokenizer
-            .train(&mut trainer, texts.into_iter())
-            .map_err(|e| Error::tokenizer("training a WordPiece vocabulary", e))?;
-        Self::from_parts(tokenizer, TokenizerKind::WordPiece)
-    }
-
     /// Writes `dir/tokenizer.json` (creating `dir`); [`Self::from_dir`] reloads it.
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -350,88 +320,6 @@ impl RecformerTokenizer {
             .map_err(|e| Error::tokenizer(format!("tokenizing {text:?}"), e))?;
         Ok(encoding.get_ids().to_vec())
     }
-
-    fn key_tokens(&self, key: &str) -> Result<Cow<'_, [u32]>> {
-        match self.key_cache.get(key) {
-            Some(ids) => Ok(Cow::Borrowed(ids)),
-            None => Ok(Cow::Owned(self.tokenize_plain(key)?)),
-        }
-    }
-
-    /// The official `encode_item`: for each of the first `max_attr_num` attributes, the key tokens
-    /// (type 1) then the value tokens (type 2), the pair cut to `max_attr_length` tokens with the
-    /// key tokens counted; no separators; an empty value gives the key tokens only.
-    pub fn encode_item(&self, item: &ItemMeta, cfg: &RecformerDataConfig) -> Result<ItemTokens> {
-        let mut pairs = Vec::with_capacity(cfg.max_attr_num.min(item.attrs.len()));
-        for (key, value) in item.attrs.iter().take(cfg.max_attr_num) {
-            pairs.push((
-                self.key_tokens(key)?,
-                Cow::Owned(self.tokenize_plain(value)?),
-            ));
-        }
-        Ok(flatten_item(&pairs, cfg.max_attr_length))
-    }
-
-    /// [`Self::encode_item`] for every item, in parallel (rayon); the result has the same order
-    /// (row `i` = `items[i]`), so it serves as the per-item token cache of a catalogue. Each
-    /// distinct key or value string is tokenised once (brands and categories repeat a lot).
-    pub fn encode_catalogue(
-        &self,
-        items: &[ItemMeta],
-        cfg: &RecformerDataConfig,
-    ) -> Result<Vec<ItemTokens>> {
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        let mut distinct: Vec<&str> = Vec::new();
-        for item in items {
-            for (key, value) in item.attrs.iter().take(cfg.max_attr_num) {
-                for text in [key.as_str(), value.as_str()] {
-                    index.entry(text).or_insert_with(|| {
-                        distinct.push(text);
-                        distinct.len() - 1
-                    });
-                }
-            }
-        }
-        let tokens: Vec<Vec<u32>> = distinct
-            .par_iter()
-            .map(|text| self.tokenize_plain(text))
-            .collect::<Result<_>>()?;
-        let lookup = |text: &str| Cow::Borrowed(tokens[index[text]].as_slice());
-        Ok(items
-            .par_iter()
-            .map(|item| {
-                let pairs: Vec<_> = item
-                    .attrs
-                    .iter()
-                    .take(cfg.max_attr_num)
-                    .map(|(key, value)| (lookup(key), lookup(value)))
-                    .collect();
-                flatten_item(&pairs, cfg.max_attr_length)
-            })
-            .collect())
-    }
-}
-
-/// The token ids of one attribute: key tokens, value tokens.
-type AttrTokens<'a> = (Cow<'a, [u32]>, Cow<'a, [u32]>);
-
-/// Concatenates `(key tokens, value tokens)` pairs, each pair cut to `cap` tokens (key first).
-fn flatten_item(pairs: &[AttrTokens<'_>], cap: usize) -> ItemTokens {
-    let mut out = ItemTokens {
-        input_ids: Vec::with_capacity(pairs.len() * cap),
-        token_type_ids: Vec::with_capacity(pairs.len() * cap),
-    };
-    for (key_ids, value_ids) in pairs {
-        let n_key = key_ids.len().min(cap);
-        let n_value = value_ids.len().min(cap - n_key);
-        out.input_ids.extend_from_slice(&key_ids[..n_key]);
-        out.input_ids.extend_from_slice(&value_ids[..n_value]);
-        out.token_type_ids
-            .extend(std::iter::repeat_n(KEY_TOKEN_TYPE, n_key));
-        out.token_type_ids
-            .extend(std::iter::repeat_n(VALUE_TOKEN_TYPE, n_value));
-    }
-    out
 }
 
 /// Adds the given special tokens that exist in the vocabulary as special added tokens (so text
@@ -450,52 +338,4 @@ fn set_bert_pipeline(tokenizer: &mut Tokenizer, lowercase: bool) {
     tokenizer.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)));
     tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
     tokenizer.with_decoder(Some(WordPieceDecoder::default()));
-}
-
-/// Punctuation as in the official `_is_punctuation` (from BERT): ASCII punctuation/symbol ranges
-/// or a Unicode `P*` category.
-pub(crate) fn is_punctuation(c: char) -> bool {
-    use unicode_categories::UnicodeCategories;
-    c.is_ascii_punctuation() || c.is_punctuation()
-}
-
-fn token_starts_word(kind: TokenizerKind, token: &str) -> bool {
-    match kind {
-        TokenizerKind::ByteLevelBpe => {
-            // Byte-level: the space byte is written `Ġ` (U+0120); only a token whose first byte is
-            // a space decodes to a string starting with " ".
-            token.starts_with('\u{120}') || token.chars().next().is_some_and(is_punctuation)
-        }
-        TokenizerKind::WordPiece => !token.starts_with("##"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn punctuation_matches_official_ranges() {
-        for c in [
-            '!', '/', ':', '@', '[', '`', '{', '~', '<', '\u{2014}', '\u{00bf}',
-        ] {
-            assert!(is_punctuation(c), "{c:?}");
-        }
-        for c in ['a', 'Z', '0', ' ', '\u{120}', '\u{e9}'] {
-            assert!(!is_punctuation(c), "{c:?}");
-        }
-    }
-
-    #[test]
-    fn word_start_rules() {
-        let bpe = TokenizerKind::ByteLevelBpe;
-        assert!(token_starts_word(bpe, "\u{120}the"));
-        assert!(token_starts_word(bpe, "<pad>"));
-        assert!(token_starts_word(bpe, "."));
-        assert!(!token_starts_word(bpe, "title"));
-        assert!(!token_starts_word(bpe, "ing"));
-        let wp = TokenizerKind::WordPiece;
-        assert!(token_starts_word(wp, "title"));
-        assert!(!token_starts_word(wp, "##ing"));
-    }
 }

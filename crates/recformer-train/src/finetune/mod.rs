@@ -14,30 +14,29 @@
 //! `cos(seq, I) / temp`. AdamW, micro-batch × accumulation, warmup then `1 - step/total`;
 //! leftover micro-batches carry their gradients into the next epoch.
 
-use std::path::PathBuf;
+mod eval;
+mod sampling;
+mod state;
+mod trainer;
 
-use burn::module::{AutodiffModule, Module};
-use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Tensor};
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use recformer_data::{EvalExample, FinetuneDataset, ItemTokens, Split};
-use recformer_model::{l2_normalize, save_safetensors, RecformerConfig, RecformerModel};
-use serde::{Deserialize, Serialize};
+use burn::module::Module;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::Tensor;
+use recformer_data::{FinetuneDataset, ItemTokens, Split};
+use recformer_model::{RecformerConfig, RecformerModel};
 
+pub use self::eval::{encode_items_with, evaluate_split};
+pub use self::sampling::sample_epoch;
+pub use self::state::{BestCheckpoint, FinetuneOutcome, FinetuneResult, FinetuneState};
+use self::trainer::Trainer;
 use crate::checkpoint;
 use crate::config::{FinetuneConfig, FinetuneVariant};
-use crate::encode::encode_all_items;
 use crate::error::{Error, Result};
-use crate::evaluate::{evaluate, EvalOptions, Evaluation};
+use crate::freeze::freeze_word_embeddings;
 use crate::inputs::InputBuilder;
-use crate::loss::finetune_loss;
-use crate::metrics::Metrics;
 use crate::progress::{MetricsEvent, Progress};
 use crate::run_dir::{self, RunDir};
 use crate::schedule::{DecayKind, LrSchedule};
-use crate::seeds::derive_seed;
 use crate::stepper::{OptimizerStepper, StepperConfig};
 
 /// Data needed by finetuning and evaluation.
@@ -56,318 +55,6 @@ pub struct FinetuneData<'a> {
 pub struct RunControl {
     /// Return after this many training epochs in this call (`None`: run to the end).
     pub stop_after_epochs: Option<usize>,
-}
-
-/// The best checkpoint of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BestCheckpoint {
-    /// Validation metrics that made it best.
-    pub val: Metrics,
-    /// Stage (1 or 2) it was found in.
-    pub stage: u8,
-    /// Epoch (0-based, within the stage) after which it was evaluated.
-    pub epoch: usize,
-    /// Directory name inside the run directory.
-    pub dir: String,
-}
-
-/// Persistent trainer state (`state.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FinetuneState {
-    /// Current stage (1 or 2).
-    pub stage: u8,
-    /// Next epoch to run within the stage.
-    pub epoch: usize,
-    /// Optimizer steps so far (the scheduler state).
-    pub optimizer_steps: usize,
-    /// Micro-batches accumulated but not yet applied.
-    pub pending_micro_batches: usize,
-    /// Evaluations left before the current stage stops.
-    pub patience_left: usize,
-    /// Best checkpoint so far.
-    pub best: Option<BestCheckpoint>,
-    /// Directory of the resume checkpoint.
-    pub last_dir: Option<String>,
-    /// Number of lines of `metrics.jsonl` that belong to this state.
-    pub events_logged: usize,
-    /// Counter for checkpoint directory names.
-    pub counter: usize,
-    /// Zero-shot test metrics (before training), if computed.
-    pub zero_shot: Option<Metrics>,
-    /// Final result, once finished.
-    pub result: Option<FinetuneResult>,
-}
-
-/// Final numbers of a finetuning run (`result.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FinetuneResult {
-    /// Test metrics of the best checkpoint, mean over users.
-    pub test: Metrics,
-    /// Same, official mean of batch means.
-    pub test_batch_mean: Metrics,
-    /// Validation metrics of the best checkpoint.
-    pub best_val: Option<Metrics>,
-    /// Zero-shot test metrics (initial model), if computed.
-    pub zero_shot: Option<Metrics>,
-    /// Path of the best model export (HF names, includes `item_embedding.weight`).
-    pub best_model: PathBuf,
-    /// Optimizer steps taken.
-    pub optimizer_steps: usize,
-}
-
-/// What [`finetune`] returns.
-#[derive(Debug, Clone, PartialEq)]
-#[allow(clippy::large_enum_variant)]
-pub enum FinetuneOutcome {
-    /// The run finished; final numbers.
-    Finished(FinetuneResult),
-    /// Stopped early by [`RunControl`]; call again with the same run directory to resume.
-    Interrupted(FinetuneState),
-}
-
-fn eval_options(config: &FinetuneConfig, model_config: &RecformerConfig) -> EvalOptions {
-    EvalOptions {
-        batch_size: config.eval_batch_size,
-        temp: model_config.temp,
-        exclude_history: config.exclude_history,
-        max_users: config.max_eval_users,
-    }
-}
-
-/// Training examples of one epoch, in order: `(history, label)` per user.
-pub fn sample_epoch<R: Rng>(
-    train: &std::collections::BTreeMap<usize, Vec<usize>>,
-    rng: &mut R,
-) -> Vec<(Vec<usize>, usize)> {
-    let mut users: Vec<&Vec<usize>> = train.values().filter(|s| !s.is_empty()).collect();
-    users.shuffle(rng);
-    users
-        .into_iter()
-        .map(|seq| {
-            let t = rng.random_range(0..seq.len());
-            (seq[..t].to_vec(), seq[t])
-        })
-        .collect()
-}
-
-/// Encodes the item matrix with the current weights (no autodiff).
-pub fn encode_items_with<B: AutodiffBackend>(
-    model: &RecformerModel<B>,
-    data: &FinetuneData<'_>,
-    batch_size: usize,
-    device: &B::Device,
-    progress: &dyn Progress,
-) -> Tensor<B::InnerBackend, 2> {
-    encode_all_items(
-        &model.valid(),
-        data.item_tokens,
-        &data.builder,
-        batch_size,
-        device,
-        progress,
-    )
-}
-
-/// Evaluates `split` with a given item matrix.
-#[allow(clippy::too_many_arguments)]
-pub fn evaluate_split<B: Backend>(
-    model: &RecformerModel<B>,
-    items: &Tensor<B, 2>,
-    data: &FinetuneData<'_>,
-    split: Split,
-    options: &EvalOptions,
-    device: &B::Device,
-    progress: &dyn Progress,
-) -> Result<Evaluation> {
-    let examples: Vec<EvalExample> = data.dataset.eval_examples(split);
-    evaluate(
-        model,
-        items,
-        data.item_tokens,
-        &examples,
-        &data.builder,
-        options,
-        device,
-        progress,
-    )
-}
-
-struct Trainer<'a, B: AutodiffBackend> {
-    config: &'a FinetuneConfig,
-    model_config: &'a RecformerConfig,
-    data: &'a FinetuneData<'a>,
-    run: &'a RunDir,
-    device: &'a B::Device,
-    progress: &'a dyn Progress,
-    state: FinetuneState,
-}
-
-impl<'a, B: AutodiffBackend> Trainer<'a, B> {
-    fn log(&mut self, event: MetricsEvent) -> Result<()> {
-        self.run.log_event(&event)?;
-        self.progress.on_event(&event);
-        self.state.events_logged += 1;
-        Ok(())
-    }
-
-    fn stage_name(&self) -> &'static str {
-        if self.state.stage == 1 {
-            "stage1"
-        } else {
-            "stage2"
-        }
-    }
-
-    fn eval(
-        &self,
-        model: &RecformerModel<B>,
-        items: &Tensor<B::InnerBackend, 2>,
-        split: Split,
-    ) -> Result<Evaluation> {
-        evaluate_split(
-            &model.valid(),
-            items,
-            self.data,
-            split,
-            &eval_options(self.config, self.model_config),
-            self.device,
-            self.progress,
-        )
-    }
-
-    fn save_best(
-        &mut self,
-        model: &RecformerModel<B>,
-        items: &Tensor<B::InnerBackend, 2>,
-        val: Metrics,
-        epoch: usize,
-    ) -> Result<()> {
-        self.state.counter += 1;
-        let name = format!("best-{:05}", self.state.counter);
-        let dir = self.run.fresh_subdir(&name)?;
-        checkpoint::save_record::<B, _>(
-            &dir.join(run_dir::MODEL_RECORD_FILE),
-            model.clone().into_record(),
-        )?;
-        checkpoint::save_item_matrix(&dir.join(run_dir::ITEMS_FILE), items)?;
-        save_safetensors(
-            &model.valid(),
-            None,
-            Some(items),
-            &dir.join(run_dir::MODEL_SAFETENSORS_FILE),
-        )?;
-        self.state.best = Some(BestCheckpoint {
-            val,
-            stage: self.state.stage,
-            epoch,
-            dir: name,
-        });
-        Ok(())
-    }
-
-    fn load_best(
-        &self,
-        model: RecformerModel<B>,
-    ) -> Result<(RecformerModel<B>, Tensor<B::InnerBackend, 2>)> {
-        let best = self.state.best.as_ref().ok_or_else(|| Error::Resume {
-            path: self.run.root().to_path_buf(),
-            reason: "no best checkpoint recorded".into(),
-        })?;
-        let dir = self.run.path(&best.dir);
-        let record =
-            checkpoint::load_record::<B, _>(&dir.join(run_dir::MODEL_RECORD_FILE), self.device)?;
-        let items = checkpoint::load_item_matrix::<B::InnerBackend>(
-            &dir.join(run_dir::ITEMS_FILE),
-            self.device,
-        )?;
-        Ok((model.load_record(record), items))
-    }
-
-    fn save_last(
-        &mut self,
-        model: &RecformerModel<B>,
-        items: &Tensor<B::InnerBackend, 2>,
-        stepper: &mut OptimizerStepper<B, RecformerModel<B>>,
-    ) -> Result<()> {
-        self.state.counter += 1;
-        let name = format!("last-{:05}", self.state.counter);
-        let dir = self.run.fresh_subdir(&name)?;
-        checkpoint::save_record::<B, _>(
-            &dir.join(run_dir::MODEL_RECORD_FILE),
-            model.clone().into_record(),
-        )?;
-        checkpoint::save_item_matrix(&dir.join(run_dir::ITEMS_FILE), items)?;
-        stepper.save(&dir, model)?;
-        self.state.optimizer_steps = stepper.steps;
-        self.state.pending_micro_batches = stepper.pending;
-        self.state.last_dir = Some(name.clone());
-        self.commit_state()
-    }
-
-    fn commit_state(&self) -> Result<()> {
-        self.run.save_json(run_dir::STATE_FILE, &self.state)?;
-        let mut keep: Vec<&str> = Vec::new();
-        if let Some(l) = &self.state.last_dir {
-            keep.push(l);
-        }
-        if let Some(b) = &self.state.best {
-            keep.push(&b.dir);
-        }
-        self.run.prune("last-", &keep)?;
-        self.run.prune("best-", &keep)
-    }
-
-    /// One training epoch against the frozen (normalised) item matrix.
-    fn train_epoch(
-        &self,
-        mut model: RecformerModel<B>,
-        items: &Tensor<B::InnerBackend, 2>,
-        stepper: &mut OptimizerStepper<B, RecformerModel<B>>,
-    ) -> (RecformerModel<B>, f64) {
-        let epoch_seed = derive_seed(
-            self.config.seed,
-            &[self.state.stage as u64, self.state.epoch as u64],
-        );
-        let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed);
-        B::seed(self.device, derive_seed(epoch_seed, &[1]));
-        let samples = sample_epoch(&self.data.dataset.train, &mut rng);
-        let items_n: Tensor<B, 2> = Tensor::from_inner(l2_normalize(items.clone()));
-        let label = format!("{} epoch {}", self.stage_name(), self.state.epoch + 1);
-        self.progress.on_start(&label, samples.len() as u64);
-        let mut loss_sum = 0.0;
-        let mut batches = 0usize;
-        for chunk in samples.chunks(self.config.batch_size) {
-            let histories: Vec<&[usize]> = chunk.iter().map(|(h, _)| h.as_slice()).collect();
-            let labels: Vec<usize> = chunk.iter().map(|(_, l)| *l).collect();
-            let (_, input) =
-                self.data
-                    .builder
-                    .batch::<B>(&histories, self.data.item_tokens, self.device);
-            let seq = model.forward(input).pooler_output;
-            let loss = finetune_loss(
-                seq,
-                items_n.clone(),
-                &labels,
-                self.model_config.temp,
-                self.config.loss_chunk_size,
-            );
-            loss_sum += loss.clone().into_scalar().elem::<f64>();
-            batches += 1;
-            model = stepper.backward(model, loss);
-            self.progress.on_advance(chunk.len() as u64);
-        }
-        self.progress.on_finish();
-        (model, loss_sum / batches.max(1) as f64)
-    }
-}
-
-fn freeze_word_embeddings<B: Backend>(mut model: RecformerModel<B>) -> RecformerModel<B> {
-    model.embeddings.word_embeddings.weight = model
-        .embeddings
-        .word_embeddings
-        .weight
-        .set_require_grad(false);
-    model
 }
 
 /// Runs (or resumes) finetuning in `run`.
