@@ -1,9 +1,15 @@
 //! Trains a small RecFormer from scratch on CPU on the Scientific dataset (official processed
-//! layout) for a few minutes and prints test metrics next to popularity and random baselines.
+//! layout) and prints test metrics next to popularity and random baselines: optional in-domain
+//! pretraining (IIC [+ MLM] on the training sequences, every 10th user held out as dev), then the
+//! official two-stage finetuning.
 //!
 //! ```text
-//! cargo run --release -p recformer-train --example scientific_quick -- [--epochs 4] [--lr 1e-3] [--out DIR]
+//! cargo run --release -p recformer-train --example scientific_quick -- [--epochs 4] [--lr 1e-3]
+//!     [--pretrain-epochs 0] [--pretrain-lr 1e-3] [--mlm-weight 0.1] [--batch 32]
+//!     [--max-tokens 128] [--attr-len 16] [--vocab bert|N] [--out DIR]
 //! ```
+//! `--vocab N` trains an N-token WordPiece vocabulary on the catalogue instead of using
+//! `bert-base-uncased`.
 //! Data: `$RECFORMER_DATA_DIR/scientific-recformer` and
 //! `$RECFORMER_DATA_DIR/tokenizers/bert-base-uncased/vocab.txt` (default data dir: `../shared/data`
 //! relative to the workspace root).
@@ -14,16 +20,19 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use burn::tensor::backend::Backend;
 use rand::SeedableRng;
-use recformer_data::{FinetuneDataset, RecformerDataConfig, RecformerTokenizer, Split};
+use recformer_data::{
+    FinetuneDataset, PretrainCorpus, RecformerDataConfig, RecformerTokenizer, Split,
+};
 use recformer_model::backend::CpuAutodiff;
 use recformer_model::RecformerConfig;
 use recformer_train::finetune::{FinetuneData, FinetuneOutcome, RunControl};
 use recformer_train::metrics::{
     evaluate_random, evaluate_static_scores, popularity_scores, RankingCase,
 };
+use recformer_train::pretrain::{pretrain, PretrainData};
 use recformer_train::{
-    finetune, FinetuneConfig, FinetuneVariant, InputBuilder, Metrics, MetricsEvent, Progress,
-    RunDir,
+    finetune, FinetuneConfig, FinetuneVariant, InputBuilder, Metrics, MetricsEvent, PretrainConfig,
+    Progress, RunDir,
 };
 
 #[global_allocator]
@@ -70,33 +79,88 @@ fn data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
 }
 
-fn main() -> anyhow::Result<()> {
-    let mut epochs = 4usize;
-    let mut lr = 1e-3f64;
-    let mut out: Option<PathBuf> = None;
+/// Command-line options (see the module docs).
+struct Options {
+    epochs: usize,
+    lr: f64,
+    pretrain_epochs: usize,
+    pretrain_lr: f64,
+    mlm_weight: f64,
+    batch: usize,
+    max_tokens: usize,
+    attr_len: usize,
+    vocab: Option<usize>,
+    out: Option<PathBuf>,
+}
+
+fn parse_options() -> anyhow::Result<Options> {
+    let mut o = Options {
+        epochs: 4,
+        lr: 1e-3,
+        pretrain_epochs: 0,
+        pretrain_lr: 1e-3,
+        mlm_weight: 0.1,
+        batch: 32,
+        max_tokens: 128,
+        attr_len: 16,
+        vocab: None,
+        out: None,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{a} needs a value"));
         match a.as_str() {
-            "--epochs" => epochs = args.next().context("--epochs N")?.parse()?,
-            "--lr" => lr = args.next().context("--lr X")?.parse()?,
-            "--out" => out = Some(args.next().context("--out DIR")?.into()),
-            other => bail!("unknown argument {other}"),
+            "--epochs" => o.epochs = value()?.parse()?,
+            "--lr" => o.lr = value()?.parse()?,
+            "--pretrain-epochs" => o.pretrain_epochs = value()?.parse()?,
+            "--pretrain-lr" => o.pretrain_lr = value()?.parse()?,
+            "--mlm-weight" => o.mlm_weight = value()?.parse()?,
+            "--batch" => o.batch = value()?.parse()?,
+            "--max-tokens" => o.max_tokens = value()?.parse()?,
+            "--attr-len" => o.attr_len = value()?.parse()?,
+            "--vocab" => {
+                let v = value()?;
+                o.vocab = if v == "bert" { None } else { Some(v.parse()?) }
+            }
+            "--out" => o.out = Some(value()?.into()),
+            other => bail!("unknown argument {other} (see the example's docs)"),
         }
     }
+    Ok(o)
+}
+
+fn main() -> anyhow::Result<()> {
+    let o = parse_options()?;
     let start = Instant::now();
     let root = data_dir();
     let data_path = root.join("scientific-recformer");
     let dataset = FinetuneDataset::load(&data_path)
         .with_context(|| format!("loading {}", data_path.display()))?;
-    let tokenizer = RecformerTokenizer::from_wordpiece_vocab(
-        &root.join("tokenizers/bert-base-uncased/vocab.txt"),
-        true,
-    )?;
+    let tokenizer = match o.vocab {
+        None => RecformerTokenizer::from_wordpiece_vocab(
+            &root.join("tokenizers/bert-base-uncased/vocab.txt"),
+            true,
+        )?,
+        Some(size) => {
+            let mut texts: Vec<String> = ["title", "brand", "category"]
+                .iter()
+                .map(|k| k.to_string())
+                .collect();
+            for item in &dataset.items {
+                for key in ["title", "brand", "category"] {
+                    if let Some(v) = item.get(key).filter(|v| !v.is_empty()) {
+                        texts.push(v.to_string());
+                    }
+                }
+            }
+            RecformerTokenizer::train_wordpiece(texts.into_iter(), size, true)?
+        }
+    };
     let data_config = RecformerDataConfig {
         max_attr_num: 3,
-        max_attr_length: 16,
+        max_attr_length: o.attr_len,
         max_item_embeddings: 51,
-        max_token_num: 128,
+        max_token_num: o.max_tokens,
     };
     let model_config = RecformerConfig {
         vocab_size: tokenizer.vocab_size(),
@@ -104,7 +168,7 @@ fn main() -> anyhow::Result<()> {
         num_hidden_layers: 2,
         num_attention_heads: 2,
         intermediate_size: 256,
-        max_position_embeddings: 256,
+        max_position_embeddings: o.max_tokens + tokenizer.pad_token_id() as usize + 2,
         pad_token_id: tokenizer.pad_token_id() as usize,
         attention_window: vec![64; 2],
         layer_norm_eps: 1e-12,
@@ -140,10 +204,12 @@ fn main() -> anyhow::Result<()> {
 
     let config = FinetuneConfig {
         variant: FinetuneVariant::TwoStage,
-        num_train_epochs: epochs,
-        batch_size: 32,
+        num_train_epochs: o.epochs,
+        // Decay over both stages (the official schedule reaches 0 at the end of stage 1).
+        schedule_epochs: Some(2 * o.epochs),
+        batch_size: o.batch,
         gradient_accumulation_steps: 1,
-        learning_rate: lr,
+        learning_rate: o.lr,
         warmup_steps: 100,
         verbose: 1,
         patience_stage1: 2,
@@ -152,22 +218,80 @@ fn main() -> anyhow::Result<()> {
         encode_batch_size: 64,
         ..FinetuneConfig::default()
     };
-    let run_path = match out {
+    let run_path = match o.out {
         Some(p) => p,
         None => {
             std::env::temp_dir().join(format!("recformer-scientific-quick-{}", std::process::id()))
         }
     };
     let run = RunDir::create(&run_path)?;
+    let progress = Stderr { start };
     let device = Default::default();
     CpuAutodiff::seed(&device, 42);
-    let model = model_config.init_model::<CpuAutodiff>(&device);
+    let mut model = model_config.init_model::<CpuAutodiff>(&device);
+    if o.pretrain_epochs > 0 {
+        // In-domain pretraining on the training sequences (every 10th user is dev).
+        let (mut train, mut dev) = (Vec::new(), Vec::new());
+        for (i, seq) in dataset.train.values().enumerate() {
+            if i % 10 == 9 {
+                dev.push(seq.clone())
+            } else {
+                train.push(seq.clone())
+            }
+        }
+        let corpus = PretrainCorpus {
+            item_keys: dataset.item_keys.clone(),
+            items: dataset.items.clone(),
+            train,
+            dev,
+        };
+        let pt_config = PretrainConfig {
+            max_epochs: o.pretrain_epochs,
+            batch_size: o.batch,
+            gradient_accumulation_steps: 1,
+            learning_rate: o.pretrain_lr,
+            warmup_steps: 20,
+            mlm_weight: Some(o.mlm_weight),
+            val_check_interval: 0,
+            save_top_k: 1,
+            ..PretrainConfig::default()
+        };
+        let pt_run = RunDir::create(run_path.join("pretrain"))?;
+        let pt_data = PretrainData {
+            corpus: &corpus,
+            item_tokens: &item_tokens,
+            tokenizer: &tokenizer,
+            builder: InputBuilder::new(&tokenizer, data_config),
+        };
+        let mut pt_model = model_config.init_pretraining::<CpuAutodiff>(&device);
+        pt_model.longformer = model;
+        let outcome = pretrain(
+            pt_model,
+            &model_config,
+            &pt_config,
+            &pt_data,
+            &pt_run,
+            &device,
+            &RunControl::default(),
+            &progress,
+        )?;
+        let best = outcome
+            .best_model
+            .context("pretraining ran no validation, so there is no best model")?;
+        model =
+            recformer_model::load_checkpoint::<CpuAutodiff>(&best, &model_config, &device)?.model;
+        eprintln!(
+            "[{:7.1}s] pretraining done ({} epochs), best model {}",
+            start.elapsed().as_secs_f64(),
+            o.pretrain_epochs,
+            best.display()
+        );
+    }
     let data = FinetuneData {
         dataset: &dataset,
         item_tokens: &item_tokens,
         builder: InputBuilder::new(&tokenizer, data_config),
     };
-    let progress = Stderr { start };
     let outcome = finetune(
         model,
         &model_config,

@@ -47,7 +47,8 @@ pub struct PretrainConfig {
     pub warmup_steps: usize,
     /// Global gradient-norm clipping (`None`: off). Default: 1.0.
     pub max_grad_norm: Option<f64>,
-    /// Weight of each MLM term (`None`: the model config's `mlm_weight`, 0.1). Default: None.
+    /// Weight of each MLM term (`None`: the model config's `mlm_weight`, 0.1; `0`: IIC-only
+    /// pretraining, which skips the two masked encoder passes). Default: None.
     pub mlm_weight: Option<f64>,
     /// Share of tokens selected for MLM (whole words). Default: 0.15.
     pub mlm_probability: f64,

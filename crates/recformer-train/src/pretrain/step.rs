@@ -86,6 +86,17 @@ pub fn pretrain_step<B: Backend, R: Rng>(
     let accuracy = in_batch_accuracy(iic.logits.clone().detach());
 
     let mut mlm_losses = Vec::with_capacity(2);
+    if mlm_weight == 0.0 {
+        // IIC-only pretraining: the masked passes would not change the loss; skip them.
+        let zero = || Tensor::<B, 1>::zeros([1], device);
+        return PretrainLosses {
+            loss: iic.loss.clone(),
+            iic: iic.loss,
+            mlm_a: zero(),
+            mlm_b: zero(),
+            accuracy,
+        };
+    }
     for (input, masked) in [(&input_a, &masked_a), (&input_b, &masked_b)] {
         let hidden = model
             .longformer
