@@ -67,6 +67,36 @@ pub fn save_record<B: Backend, R: Record<B>>(path: &Path, record: R) -> Result<(
     write_atomic(path, &bytes)
 }
 
+/// Starts checkpoint number `counter + 1` named `{prefix}-{NNNNN}`: a fresh directory in
+/// `run` holding the model's record. Increments `counter`; returns the name and the directory,
+/// to which the caller adds the rest of the checkpoint.
+pub fn start_model_checkpoint<B: Backend, M: burn::module::Module<B>>(
+    run: &crate::run_dir::RunDir,
+    counter: &mut usize,
+    prefix: &str,
+    model: &M,
+) -> Result<(String, PathBuf)> {
+    *counter += 1;
+    let name = format!("{prefix}-{:05}", *counter);
+    let dir = run.fresh_subdir(&name)?;
+    save_record::<B, _>(
+        &dir.join(crate::run_dir::MODEL_RECORD_FILE),
+        model.clone().into_record(),
+    )?;
+    Ok((name, dir))
+}
+
+/// Checks that there is one row of item tokens per item.
+pub fn check_item_rows(token_rows: usize, num_items: usize) -> Result<()> {
+    if token_rows == num_items {
+        Ok(())
+    } else {
+        Err(Error::InvalidData(format!(
+            "{token_rows} item token rows for {num_items} items"
+        )))
+    }
+}
+
 /// Loads a burn record written by [`save_record`].
 pub fn load_record<B: Backend, R: Record<B>>(path: &Path, device: &B::Device) -> Result<R> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;

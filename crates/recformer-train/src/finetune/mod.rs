@@ -76,12 +76,7 @@ pub fn finetune<B: AutodiffBackend>(
 ) -> Result<FinetuneOutcome> {
     config.validate()?;
     let num_items = data.dataset.num_items();
-    if data.item_tokens.len() != num_items {
-        return Err(Error::InvalidData(format!(
-            "{} item token rows for {num_items} items",
-            data.item_tokens.len()
-        )));
-    }
+    checkpoint::check_item_rows(data.item_tokens.len(), num_items)?;
     let train_users = data
         .dataset
         .train

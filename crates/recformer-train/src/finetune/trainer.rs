@@ -83,13 +83,8 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
         val: Metrics,
         epoch: usize,
     ) -> Result<()> {
-        self.state.counter += 1;
-        let name = format!("best-{:05}", self.state.counter);
-        let dir = self.run.fresh_subdir(&name)?;
-        checkpoint::save_record::<B, _>(
-            &dir.join(run_dir::MODEL_RECORD_FILE),
-            model.clone().into_record(),
-        )?;
+        let (name, dir) =
+            checkpoint::start_model_checkpoint(self.run, &mut self.state.counter, "best", model)?;
         checkpoint::save_item_matrix(&dir.join(run_dir::ITEMS_FILE), items)?;
         save_safetensors(
             &model.valid(),
@@ -130,13 +125,8 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
         items: &Tensor<B::InnerBackend, 2>,
         stepper: &mut OptimizerStepper<B, RecformerModel<B>>,
     ) -> Result<()> {
-        self.state.counter += 1;
-        let name = format!("last-{:05}", self.state.counter);
-        let dir = self.run.fresh_subdir(&name)?;
-        checkpoint::save_record::<B, _>(
-            &dir.join(run_dir::MODEL_RECORD_FILE),
-            model.clone().into_record(),
-        )?;
+        let (name, dir) =
+            checkpoint::start_model_checkpoint(self.run, &mut self.state.counter, "last", model)?;
         checkpoint::save_item_matrix(&dir.join(run_dir::ITEMS_FILE), items)?;
         stepper.save(&dir, model)?;
         self.state.optimizer_steps = stepper.steps;

@@ -80,13 +80,8 @@ impl Run<'_> {
         model: &RecformerForPretraining<B>,
         stepper: &mut OptimizerStepper<B, RecformerForPretraining<B>>,
     ) -> Result<()> {
-        self.state.counter += 1;
-        let name = format!("last-{:05}", self.state.counter);
-        let dir = self.run.fresh_subdir(&name)?;
-        checkpoint::save_record::<B, _>(
-            &dir.join(run_dir::MODEL_RECORD_FILE),
-            model.clone().into_record(),
-        )?;
+        let (name, dir) =
+            checkpoint::start_model_checkpoint(self.run, &mut self.state.counter, "last", model)?;
         stepper.save(&dir, model)?;
         self.state.optimizer_steps = stepper.steps;
         self.state.pending_micro_batches = stepper.pending;
@@ -170,12 +165,7 @@ pub fn pretrain<B: AutodiffBackend>(
 ) -> Result<PretrainOutcome> {
     config.validate()?;
     let num_items = data.corpus.num_items();
-    if data.item_tokens.len() != num_items {
-        return Err(Error::InvalidData(format!(
-            "{} item token rows for {num_items} items",
-            data.item_tokens.len()
-        )));
-    }
+    checkpoint::check_item_rows(data.item_tokens.len(), num_items)?;
     let num_seqs = data.corpus.train.iter().filter(|s| !s.is_empty()).count();
     if num_seqs == 0 {
         return Err(Error::InvalidData("no training sequence".into()));
