@@ -6,10 +6,12 @@
 //! ```text
 //! cargo run --release -p recformer-train --example scientific_quick -- [--epochs 4] [--lr 1e-3]
 //!     [--pretrain-epochs 0] [--pretrain-lr 1e-3] [--mlm-weight 0.1] [--batch 32]
-//!     [--max-tokens 128] [--attr-len 16] [--vocab bert|N] [--out DIR]
+//!     [--max-tokens 128] [--attr-len 16] [--vocab bert|N] [--init-std 0.02] [--out DIR]
 //! ```
 //! `--vocab N` trains an N-token WordPiece vocabulary on the catalogue instead of using
-//! `bert-base-uncased`.
+//! `bert-base-uncased`. `--init-std` is the std of the random initialisation (HF
+//! `initializer_range`; 0.02 is the official value, meant for models that are then pretrained at
+//! length).
 //! Data: `$RECFORMER_DATA_DIR/scientific-recformer` and
 //! `$RECFORMER_DATA_DIR/tokenizers/bert-base-uncased/vocab.txt` (default data dir: `../shared/data`
 //! relative to the workspace root).
@@ -90,6 +92,7 @@ struct Options {
     max_tokens: usize,
     attr_len: usize,
     vocab: Option<usize>,
+    init_std: f64,
     out: Option<PathBuf>,
 }
 
@@ -104,6 +107,7 @@ fn parse_options() -> anyhow::Result<Options> {
         max_tokens: 128,
         attr_len: 16,
         vocab: None,
+        init_std: 0.02,
         out: None,
     };
     let mut args = std::env::args().skip(1);
@@ -122,6 +126,7 @@ fn parse_options() -> anyhow::Result<Options> {
                 let v = value()?;
                 o.vocab = if v == "bert" { None } else { Some(v.parse()?) }
             }
+            "--init-std" => o.init_std = value()?.parse()?,
             "--out" => o.out = Some(value()?.into()),
             other => bail!("unknown argument {other} (see the example's docs)"),
         }
@@ -172,6 +177,7 @@ fn main() -> anyhow::Result<()> {
         pad_token_id: tokenizer.pad_token_id() as usize,
         attention_window: vec![64; 2],
         layer_norm_eps: 1e-12,
+        initializer_range: o.init_std,
         max_token_num: data_config.max_token_num,
         max_item_embeddings: data_config.max_item_embeddings,
         max_attr_num: data_config.max_attr_num,
