@@ -59,11 +59,15 @@ fn train_wordpiece_specials_save_and_reload() {
     let text: Vec<String> = ids.iter().map(|&i| tok.id_to_token(i).unwrap()).collect();
     assert_eq!(text.concat().replace("##", ""), "digitalcaliperstainless");
 
+    // Training twice need not give the same ids: the `tokenizers` trainer breaks merge ties in
+    // hash-map order (docs/results.md). Both vocabularies must still cover the corpus words.
     let again = RecformerTokenizer::train_wordpiece(corpus().into_iter(), 300, true).unwrap();
-    assert_eq!(
-        again.tokenize_plain("glass beaker").unwrap(),
-        tok.tokenize_plain("glass beaker").unwrap()
-    );
+    for t in [&tok, &again] {
+        let ids = t.tokenize_plain("glass beaker").unwrap();
+        assert!(!ids.contains(&1), "[UNK] in {ids:?}");
+        let text: Vec<String> = ids.iter().map(|&i| t.id_to_token(i).unwrap()).collect();
+        assert_eq!(text.concat().replace("##", ""), "glassbeaker");
+    }
 
     let dir = tempfile::tempdir().unwrap();
     tok.save(dir.path()).unwrap();
