@@ -157,6 +157,51 @@ fn bert_special_tokens_and_real_items() {
 }
 
 #[test]
+fn bert_vocabulary_restricted_to_the_catalogue() {
+    let Some(data) = common::data_dir() else {
+        return;
+    };
+    let full = common::bert(&data);
+    let ds = load_scientific(&data);
+    let small = full.restrict_wordpiece_to_catalogue(&ds.items).unwrap();
+    let n = small.vocab_size();
+    assert!(
+        (1000..20000).contains(&n),
+        "restricted vocabulary of {n} tokens"
+    );
+    for (role, a, b) in [
+        ("first", full.cls_token_id(), small.cls_token_id()),
+        ("pad", full.pad_token_id(), small.pad_token_id()),
+        ("mask", full.mask_token_id(), small.mask_token_id()),
+    ] {
+        assert_eq!(full.id_to_token(a), small.id_to_token(b), "{role} token");
+    }
+    // Same token strings (only the ids change) for every item, under the mini limits.
+    let cfg = RecformerDataConfig::mini();
+    let text = |tok: &RecformerTokenizer, ids: &[u32]| -> Vec<String> {
+        ids.iter().map(|&i| tok.id_to_token(i).unwrap()).collect()
+    };
+    let a = full.encode_catalogue(&ds.items, &cfg).unwrap();
+    let b = small.encode_catalogue(&ds.items, &cfg).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(text(&full, &x.input_ids), text(&small, &y.input_ids));
+        assert_eq!(x.token_type_ids, y.token_type_ids);
+        assert!(y.input_ids.iter().all(|&i| (i as usize) < n));
+    }
+    // Saved and reloaded, it tokenises the same way.
+    let dir = tempfile::tempdir().unwrap();
+    small.save(dir.path()).unwrap();
+    let again = RecformerTokenizer::from_dir(dir.path()).unwrap();
+    assert_eq!(again.vocab_size(), n);
+    assert_eq!(
+        again.encode_catalogue(&ds.items[..50], &cfg).unwrap(),
+        b[..50]
+    );
+    // Restriction needs a WordPiece vocabulary.
+    assert!(common::roberta(&data).restrict_wordpiece(["x"]).is_err());
+}
+
+#[test]
 fn tokenizer_json_roundtrip_matches_vocab_files() {
     let Some(data) = common::data_dir() else {
         return;

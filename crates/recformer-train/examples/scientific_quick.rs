@@ -81,6 +81,17 @@ fn data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
 }
 
+/// Which vocabulary the model uses.
+#[derive(Debug, Clone, Copy)]
+enum Vocab {
+    /// `bert-base-uncased` (30,522 tokens).
+    Bert,
+    /// `bert-base-uncased` restricted to the tokens of the catalogue (same tokens, dense ids).
+    BertCatalogue,
+    /// A WordPiece vocabulary of this size trained on the catalogue.
+    Trained(usize),
+}
+
 /// Command-line options (see the module docs).
 struct Options {
     epochs: usize,
@@ -91,8 +102,17 @@ struct Options {
     batch: usize,
     max_tokens: usize,
     attr_len: usize,
-    vocab: Option<usize>,
+    vocab: Vocab,
     init_std: f64,
+    position_scale: f64,
+    hidden: usize,
+    layers: usize,
+    heads: usize,
+    dropout: f64,
+    pretrain_fix_word_embedding: bool,
+    val_users: Option<usize>,
+    patience: usize,
+    zero_shot: bool,
     out: Option<PathBuf>,
 }
 
@@ -106,8 +126,17 @@ fn parse_options() -> anyhow::Result<Options> {
         batch: 32,
         max_tokens: 128,
         attr_len: 16,
-        vocab: None,
+        vocab: Vocab::Bert,
         init_std: 0.02,
+        position_scale: 1.0,
+        hidden: 64,
+        layers: 2,
+        heads: 2,
+        dropout: 0.1,
+        pretrain_fix_word_embedding: false,
+        val_users: None,
+        patience: 2,
+        zero_shot: true,
         out: None,
     };
     let mut args = std::env::args().skip(1);
@@ -124,14 +153,46 @@ fn parse_options() -> anyhow::Result<Options> {
             "--attr-len" => o.attr_len = value()?.parse()?,
             "--vocab" => {
                 let v = value()?;
-                o.vocab = if v == "bert" { None } else { Some(v.parse()?) }
+                o.vocab = match v.as_str() {
+                    "bert" => Vocab::Bert,
+                    "bert-catalogue" => Vocab::BertCatalogue,
+                    n => Vocab::Trained(n.parse()?),
+                }
             }
             "--init-std" => o.init_std = value()?.parse()?,
+            "--position-scale" => o.position_scale = value()?.parse()?,
+            "--hidden" => o.hidden = value()?.parse()?,
+            "--layers" => o.layers = value()?.parse()?,
+            "--heads" => o.heads = value()?.parse()?,
+            "--dropout" => o.dropout = value()?.parse()?,
+            "--pretrain-fix-word-embedding" => o.pretrain_fix_word_embedding = true,
+            "--val-users" => o.val_users = Some(value()?.parse()?),
+            "--patience" => o.patience = value()?.parse()?,
+            "--no-zero-shot" => o.zero_shot = false,
             "--out" => o.out = Some(value()?.into()),
             other => bail!("unknown argument {other} (see the example's docs)"),
         }
     }
     Ok(o)
+}
+
+/// Multiplies the random token-position, token-type and item-position tables by `factor`, so
+/// that at initialisation a token's embedding is mostly its word (with one std for all four
+/// tables, three quarters of it is position and type, shared by every item).
+fn scale_position_tables<B: Backend>(
+    mut model: recformer_model::RecformerModel<B>,
+    factor: f64,
+) -> recformer_model::RecformerModel<B> {
+    let e = &mut model.embeddings;
+    for table in [
+        &mut e.position_embeddings,
+        &mut e.token_type_embeddings,
+        &mut e.item_position_embeddings,
+    ] {
+        let scaled = table.weight.val().detach().mul_scalar(factor);
+        table.weight = burn::module::Param::from_tensor(scaled);
+    }
+    model
 }
 
 fn main() -> anyhow::Result<()> {
@@ -141,12 +202,16 @@ fn main() -> anyhow::Result<()> {
     let data_path = root.join("scientific-recformer");
     let dataset = FinetuneDataset::load(&data_path)
         .with_context(|| format!("loading {}", data_path.display()))?;
-    let tokenizer = match o.vocab {
-        None => RecformerTokenizer::from_wordpiece_vocab(
+    let bert = || {
+        RecformerTokenizer::from_wordpiece_vocab(
             &root.join("tokenizers/bert-base-uncased/vocab.txt"),
             true,
-        )?,
-        Some(size) => {
+        )
+    };
+    let tokenizer = match o.vocab {
+        Vocab::Bert => bert()?,
+        Vocab::BertCatalogue => bert()?.restrict_wordpiece_to_catalogue(&dataset.items)?,
+        Vocab::Trained(size) => {
             let mut texts: Vec<String> = ["title", "brand", "category"]
                 .iter()
                 .map(|k| k.to_string())
@@ -169,13 +234,15 @@ fn main() -> anyhow::Result<()> {
     };
     let model_config = RecformerConfig {
         vocab_size: tokenizer.vocab_size(),
-        hidden_size: 64,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 256,
+        hidden_size: o.hidden,
+        num_hidden_layers: o.layers,
+        num_attention_heads: o.heads,
+        intermediate_size: 4 * o.hidden,
+        hidden_dropout_prob: o.dropout,
+        attention_probs_dropout_prob: o.dropout,
         max_position_embeddings: o.max_tokens + tokenizer.pad_token_id() as usize + 2,
         pad_token_id: tokenizer.pad_token_id() as usize,
-        attention_window: vec![64; 2],
+        attention_window: vec![64; o.layers],
         layer_norm_eps: 1e-12,
         initializer_range: o.init_std,
         max_token_num: data_config.max_token_num,
@@ -218,8 +285,10 @@ fn main() -> anyhow::Result<()> {
         learning_rate: o.lr,
         warmup_steps: 100,
         verbose: 1,
-        patience_stage1: 2,
-        patience_stage2: 1,
+        patience_stage1: o.patience,
+        patience_stage2: o.patience.div_ceil(2),
+        max_eval_users: o.val_users,
+        initial_test_eval: o.zero_shot,
         eval_batch_size: 64,
         encode_batch_size: 64,
         ..FinetuneConfig::default()
@@ -235,6 +304,9 @@ fn main() -> anyhow::Result<()> {
     let device = Default::default();
     CpuAutodiff::seed(&device, 42);
     let mut model = model_config.init_model::<CpuAutodiff>(&device);
+    if o.position_scale != 1.0 {
+        model = scale_position_tables(model, o.position_scale);
+    }
     if o.pretrain_epochs > 0 {
         // In-domain pretraining on the training sequences (every 10th user is dev).
         let (mut train, mut dev) = (Vec::new(), Vec::new());
@@ -260,6 +332,9 @@ fn main() -> anyhow::Result<()> {
             mlm_weight: Some(o.mlm_weight),
             val_check_interval: 0,
             save_top_k: 1,
+            // Random word embeddings must learn: freezing them (the official choice for a
+            // pretrained Longformer) leaves a from-scratch model with fixed random token vectors.
+            fix_word_embedding: o.pretrain_fix_word_embedding,
             ..PretrainConfig::default()
         };
         let pt_run = RunDir::create(run_path.join("pretrain"))?;
@@ -320,7 +395,12 @@ fn main() -> anyhow::Result<()> {
     println!("random     test: {}", fmt(&random));
     println!("popularity test: {}", fmt(&popularity));
     if let Some(z) = result.zero_shot {
-        println!("untrained  test: {}", fmt(&z));
+        let what = if o.pretrain_epochs > 0 {
+            "pretrained"
+        } else {
+            "untrained "
+        };
+        println!("{what} test: {}  (zero-shot)", fmt(&z));
     }
     if let Some(v) = result.best_val {
         println!("best val        : {}", fmt(&v));

@@ -187,7 +187,8 @@ pub struct FinetuneConfig {
     pub exclude_history: bool,
     /// Evaluate the test split before training (the official zero-shot print). Default: true.
     pub initial_test_eval: bool,
-    /// Cap on evaluated users per split (`None`: all; for quick experiments). Default: None.
+    /// Cap on users per *validation* evaluation (`None`: all; for quick experiments). The test
+    /// evaluations (zero-shot and final) always use every user. Default: None.
     pub max_eval_users: Option<usize>,
 }
 

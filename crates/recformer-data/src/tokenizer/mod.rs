@@ -12,6 +12,7 @@
 //! special tokens (first token, pad, mask) are looked up by their strings in the vocabulary.
 
 mod encode;
+mod prune;
 mod train;
 mod word_start;
 

@@ -24,12 +24,20 @@ use crate::run_dir::{self, RunDir};
 use crate::seeds::derive_seed;
 use crate::stepper::OptimizerStepper;
 
-fn eval_options(config: &FinetuneConfig, model_config: &RecformerConfig) -> EvalOptions {
+/// Evaluation options of `split`: `max_eval_users` caps validation only; test uses every user.
+fn eval_options(
+    config: &FinetuneConfig,
+    model_config: &RecformerConfig,
+    split: Split,
+) -> EvalOptions {
     EvalOptions {
         batch_size: config.eval_batch_size,
         temp: model_config.temp,
         exclude_history: config.exclude_history,
-        max_users: config.max_eval_users,
+        max_users: match split {
+            Split::Val => config.max_eval_users,
+            _ => None,
+        },
     }
 }
 
@@ -70,7 +78,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
             items,
             self.data,
             split,
-            &eval_options(self.config, self.model_config),
+            &eval_options(self.config, self.model_config, split),
             self.device,
             self.progress,
         )
