@@ -7,7 +7,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use recformer_data::{
     build_sequence_from_rows, mask_mlm, pad_batch, FinetuneDataset, MlmConfig, RecformerDataConfig,
-    Split, TokenizerKind, IGNORE_LABEL,
+    RecformerTokenizer, Split, TokenizerKind, IGNORE_LABEL,
 };
 
 /// Expected ids were derived without this crate or any tokenizer library:

@@ -281,3 +281,29 @@ fn pretrain_resume_matches_uninterrupted_run() {
         .collect();
     assert!(loss.iter().all(|l| l.is_finite() && *l > 0.0), "{loss:?}");
 }
+
+#[test]
+fn user_cap_applies_to_validation_only() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let w = world(tmp.path());
+    let run = |name: &str, cap: Option<usize>| {
+        let config = FinetuneConfig {
+            variant: FinetuneVariant::TrainingOnly,
+            max_eval_users: cap,
+            ..ft_config()
+        };
+        match run_finetune(&w, &tmp.path().join(name), &config, None) {
+            FinetuneOutcome::Finished(r) => r,
+            FinetuneOutcome::Interrupted(_) => panic!("run interrupted"),
+        }
+    };
+    let full = run("full", None);
+    let capped = run("capped", Some(5));
+    assert!(full.best_val.unwrap().users > 5);
+    assert_eq!(capped.best_val.unwrap().users, 5);
+    // zero-shot and final test evaluations ignore the cap
+    assert_eq!(capped.test, full.test);
+    assert_eq!(capped.zero_shot, full.zero_shot);
+    assert_eq!(capped.test.users, full.test.users);
+}

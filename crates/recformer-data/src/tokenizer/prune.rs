@@ -55,11 +55,15 @@ impl RecformerTokenizer {
             lines.push_str(&token);
             lines.push('\n');
         }
-        let mut restricted = WordPiece::from_bytes(lines.as_bytes())
+        let vocab = WordPiece::read_bytes(lines.as_bytes())
+            .map_err(|e| Error::tokenizer("reading the restricted WordPiece vocabulary", e))?;
+        let restricted = WordPiece::builder()
+            .vocab(vocab)
+            .unk_token(model.unk_token.clone())
+            .continuing_subword_prefix(model.continuing_subword_prefix.clone())
+            .max_input_chars_per_word(model.max_input_chars_per_word)
+            .build()
             .map_err(|e| Error::tokenizer("building the restricted WordPiece vocabulary", e))?;
-        restricted.unk_token = model.unk_token.clone();
-        restricted.continuing_subword_prefix = model.continuing_subword_prefix.clone();
-        restricted.max_input_chars_per_word = model.max_input_chars_per_word;
         let mut tokenizer = Tokenizer::new(restricted);
         tokenizer.with_normalizer(self.tokenizer.get_normalizer().cloned());
         tokenizer.with_pre_tokenizer(self.tokenizer.get_pre_tokenizer().cloned());
