@@ -34,16 +34,13 @@ impl RecformerTokenizer {
                 "only WordPiece vocabularies can be restricted".into(),
             ));
         };
+        // `special` already holds the first, pad, mask, separator and unknown tokens.
         let mut used: BTreeSet<u32> = self.special.iter().copied().collect();
-        for token in WORDPIECE_SPECIALS {
-            if let Some(id) = self.tokenizer.token_to_id(token) {
-                used.insert(id);
-            }
-        }
         for text in ATTRIBUTE_KEYS.iter().copied().chain(texts) {
             used.extend(self.tokenize_plain(text)?);
         }
-        // `vocab.txt` layout: one token per line, id = line index.
+        // Through the `vocab.txt` layout (one token per line, id = line index): the builder wants
+        // the crate's own hash map type.
         let mut lines = String::new();
         for id in used {
             let token = self.tokenizer.id_to_token(id).ok_or_else(|| {
