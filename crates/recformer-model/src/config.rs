@@ -56,7 +56,8 @@ pub struct RecformerConfig {
     pub max_attr_num: usize,
     /// Tokens per attribute (key + value). Default: 8.
     pub max_attr_length: usize,
-    /// Pooling; only `"cls"` is supported (`"avg"` is broken upstream). Default: "cls".
+    /// Pooling: `"cls"` (first token, official) or `"avg"` (mean over real tokens, correct after
+    /// window padding, unlike upstream's). Default: "cls".
     pub pooler_type: String,
     /// Cosine-similarity temperature. Default: 0.05.
     pub temp: f64,
@@ -268,10 +269,10 @@ impl RecformerConfig {
                 format!("`{}` is not supported (only exact `gelu`)", self.hidden_act),
             );
         }
-        if self.pooler_type != "cls" {
+        if crate::model::Pooler::from_name(&self.pooler_type).is_none() {
             return bad(
                 "pooler_type",
-                format!("`{}` is not supported (only `cls`)", self.pooler_type),
+                format!("`{}` is not supported (`cls` or `avg`)", self.pooler_type),
             );
         }
         if self.pad_token_id >= self.vocab_size {

@@ -190,6 +190,26 @@ pub enum Error {
         /// The file.
         path: PathBuf,
     },
+    /// A source `config.json` cannot be converted (unknown `model_type`, unsupported activation...).
+    #[error("{path}: `{key}`: {reason}")]
+    ConversionConfig {
+        /// The config file.
+        path: PathBuf,
+        /// The offending key.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Two tensors that are one tied parameter in PyTorch differ.
+    #[error("{path}: `{a}` and `{b}` differ (they are one tied parameter)")]
+    TiedMismatch {
+        /// The file.
+        path: PathBuf,
+        /// One key.
+        a: String,
+        /// The other key.
+        b: String,
+    },
     /// A tensor could not be decoded or applied to the module.
     #[error("{path}: cannot use tensor `{key}`: {reason}")]
     BadTensor {

@@ -42,6 +42,7 @@ pub mod keys;
 pub mod layer;
 pub mod loader;
 pub mod model;
+pub mod pretrained;
 pub mod similarity;
 
 pub use attention::{AttentionImpl, AttentionMasks, LongformerSelfAttention};
@@ -58,5 +59,5 @@ pub use layer::{
 pub use loader::{
     load_checkpoint, load_checkpoint_as, save_safetensors, CheckpointPrefix, LoadedCheckpoint,
 };
-pub use model::RecformerModel;
+pub use model::{Pooler, RecformerModel};
 pub use similarity::{cosine_logits, l2_normalize};

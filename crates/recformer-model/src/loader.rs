@@ -71,7 +71,7 @@ pub struct LoadedCheckpoint<B: Backend> {
 const POSITION_IDS: &str = "embeddings.position_ids";
 const ITEM_EMBEDDING: &str = "item_embedding.weight";
 
-fn read_snapshots(path: &Path) -> Result<BTreeMap<String, TensorSnapshot>> {
+pub(crate) fn read_snapshots(path: &Path) -> Result<BTreeMap<String, TensorSnapshot>> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -219,7 +219,27 @@ pub fn load_checkpoint<B: Backend>(
 ) -> Result<LoadedCheckpoint<B>> {
     config.validate()?;
     let snapshots = read_snapshots(path)?;
+    load_snapshots(snapshots, config, device, path, None)
+}
+
+/// [`load_checkpoint`] on tensors already read (`path` names their origin in errors). With
+/// `expected`, the detected prefix style must be that one.
+pub(crate) fn load_snapshots<B: Backend>(
+    snapshots: BTreeMap<String, TensorSnapshot>,
+    config: &RecformerConfig,
+    device: &B::Device,
+    path: &Path,
+    expected: Option<CheckpointPrefix>,
+) -> Result<LoadedCheckpoint<B>> {
+    config.validate()?;
     let prefix = detect_prefix(snapshots.keys().map(String::as_str), path)?;
+    if let Some(expected) = expected.filter(|e| *e != prefix) {
+        return Err(Error::PrefixMismatch {
+            path: path.to_path_buf(),
+            expected,
+            found: prefix,
+        });
+    }
     let model_prefix = prefix.model_prefix();
     let model_shapes = model_key_shapes(config);
     let lm_shapes = lm_head_key_shapes(config);
@@ -375,16 +395,7 @@ pub fn load_checkpoint_as<B: Backend>(
     expected: CheckpointPrefix,
 ) -> Result<LoadedCheckpoint<B>> {
     let snapshots = read_snapshots(path)?;
-    let found = detect_prefix(snapshots.keys().map(String::as_str), path)?;
-    if found != expected {
-        return Err(Error::PrefixMismatch {
-            path: path.to_path_buf(),
-            expected,
-            found,
-        });
-    }
-    drop(snapshots);
-    load_checkpoint(path, config, device)
+    load_snapshots(snapshots, config, device, path, Some(expected))
 }
 
 fn collect_hf<B: Backend, M: ModuleSnapshot<B>>(

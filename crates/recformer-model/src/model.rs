@@ -10,7 +10,53 @@ use crate::encoder::LongformerEncoder;
 use crate::init::materialize;
 use crate::input::{RecformerInput, RecformerModelOutput};
 
-/// The RecFormer encoder. Its pooler (`cls`: last-layer first token) has no parameters.
+/// How the sequence vector is taken from the last hidden states (`pooler_type`). No parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pooler {
+    /// `cls`: the first token's vector (the official choice).
+    #[default]
+    Cls,
+    /// `avg`: the mean over real tokens (`attention_mask == 1`). Unlike the official `avg`, which
+    /// breaks on window padding, the mean is taken after the padding is removed.
+    Avg,
+}
+
+impl Pooler {
+    /// The pooler of a `pooler_type` string (`cls` or `avg`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "cls" => Some(Pooler::Cls),
+            "avg" => Some(Pooler::Avg),
+            _ => None,
+        }
+    }
+
+    /// Pools `[batch, seq_len, hidden]` hidden states into `[batch, hidden]`.
+    ///
+    /// # Shapes
+    /// - hidden: `[batch, seq_len, hidden]`, attention_mask: `[batch, seq_len]` (1 = real token)
+    /// - output: `[batch, hidden]`
+    pub fn forward<B: Backend>(
+        self,
+        hidden: Tensor<B, 3>,
+        attention_mask: Tensor<B, 2, Int>,
+    ) -> Tensor<B, 2> {
+        let [batch, _, hidden_size] = hidden.dims();
+        match self {
+            Pooler::Cls => hidden.narrow(1, 0, 1).reshape([batch, hidden_size]),
+            Pooler::Avg => {
+                let mask = attention_mask.float().unsqueeze_dim::<3>(2);
+                let count = mask.clone().sum_dim(1).clamp_min(1.0);
+                (hidden * mask)
+                    .sum_dim(1)
+                    .div(count)
+                    .reshape([batch, hidden_size])
+            }
+        }
+    }
+}
+
+/// The RecFormer encoder. Its pooler ([`Pooler`]) has no parameters.
 #[derive(Module, Debug)]
 pub struct RecformerModel<B: Backend> {
     /// `embeddings.*`.
@@ -23,6 +69,8 @@ pub struct RecformerModel<B: Backend> {
     pub max_attention_window: usize,
     /// Local attention implementation (default [`AttentionImpl::Auto`]).
     pub attention_impl: AttentionImpl,
+    /// Pooling of the sequence vector (`pooler_type`).
+    pub pooler: Pooler,
 }
 
 impl<B: Backend> RecformerModel<B> {
@@ -40,6 +88,7 @@ impl<B: Backend> RecformerModel<B> {
             pad_token_id: config.pad_token_id,
             max_attention_window: config.max_attention_window(),
             attention_impl: AttentionImpl::default(),
+            pooler: Pooler::from_name(&config.pooler_type).unwrap_or_default(),
         }
     }
 
@@ -49,9 +98,15 @@ impl<B: Backend> RecformerModel<B> {
         self
     }
 
+    /// Selects the pooler.
+    pub fn with_pooler(mut self, pooler: Pooler) -> Self {
+        self.pooler = pooler;
+        self
+    }
+
     /// Encodes a batch (`RecformerModel.forward`): merge masks, pad to the window multiple
     /// (ids and item positions with `pad_token_id`, token types 0, masks 0), embeddings, encoder,
-    /// strip the padding, CLS pooling.
+    /// strip the padding, pooling ([`Pooler`]).
     ///
     /// # Shapes
     /// - input: `[batch, seq_len]` each
@@ -73,6 +128,7 @@ impl<B: Backend> RecformerModel<B> {
         let input_ids = pad(input.input_ids, pad_id);
         let item_position_ids = pad(input.item_position_ids, pad_id);
         let token_type_ids = pad(input.token_type_ids, 0);
+        let real_tokens = input.attention_mask.clone();
         let attention_mask = pad(input.attention_mask, 0);
         let global_attention_mask = pad(input.global_attention_mask, 0);
 
@@ -89,10 +145,7 @@ impl<B: Backend> RecformerModel<B> {
         } else {
             hidden
         };
-        let pooler_output = last_hidden_state
-            .clone()
-            .slice([0..batch, 0..1, 0..hidden_size])
-            .reshape([batch, hidden_size]);
+        let pooler_output = self.pooler.forward(last_hidden_state.clone(), real_tokens);
         RecformerModelOutput {
             last_hidden_state,
             pooler_output,
