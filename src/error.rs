@@ -30,6 +30,14 @@ pub enum Error {
         /// The name given.
         name: String,
     },
+    /// Two parts of a model that do not fit together (tokenizer vs config).
+    #[error("{path}: {reason}")]
+    Incompatible {
+        /// The file at fault.
+        path: PathBuf,
+        /// What does not fit.
+        reason: String,
+    },
     /// Error from `recformer-data`.
     #[error(transparent)]
     Data(#[from] recformer_data::Error),

@@ -22,6 +22,7 @@ pub mod demo;
 pub mod error;
 pub mod model_dir;
 pub mod presets;
+pub mod pretrained;
 
 pub use error::{Error, Result};
 pub use model_dir::ModelDir;

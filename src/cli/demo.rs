@@ -57,6 +57,42 @@ pub struct DemoArgs {
     /// Sequences per batch in pretraining and finetuning.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
+    /// Start from a pretrained language model instead of a fresh small model: a model directory
+    /// made by `recformer init`, or an HF BERT / RoBERTa / Longformer directory (converted into
+    /// OUT/init with the defaults of `init`). Its tokenizer is used; learning rates drop to 5e-5.
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+}
+
+/// Peak learning rate of the demo: high for a fresh small model, low for a pretrained one.
+fn demo_lr(pretrained_start: bool) -> f64 {
+    if pretrained_start {
+        5e-5
+    } else {
+        1e-3
+    }
+}
+
+/// The model directory to start from: `dir` itself if it is a RecFormer model directory, else the
+/// conversion of the HF directory `dir` into `out/init`.
+fn init_model_dir(dir: &Path, out: &Path, bars: &Bars) -> Result<ModelDir> {
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("config.json"))
+            .with_context(|| format!("reading {}/config.json", dir.display()))?,
+    )
+    .with_context(|| format!("parsing {}/config.json", dir.display()))?;
+    if config.get("model_type").is_some() {
+        let (md, report) = ModelDir::from_pretrained(dir, &out.join("init"), &Default::default())
+            .with_context(|| format!("converting {}", dir.display()))?;
+        bars.say(&format!(
+            "converted {} -> {}",
+            report.to_string().lines().next().unwrap_or_default(),
+            md.dir.display()
+        ));
+        Ok(md)
+    } else {
+        Ok(ModelDir::open(dir)?)
+    }
 }
 
 pub fn run(a: DemoArgs) -> Result<()> {
@@ -127,17 +163,37 @@ fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
     };
     let dataset = FinetuneDataset::load(&data_dir)?;
 
-    // 2. Tokenizer trained on the catalogue's own text.
-    let texts = catalogue_texts(&data_dir)?;
-    let vocab = if a.data.is_some() { 8000 } else { 1000 };
-    let tokenizer = RecformerTokenizer::train_wordpiece(texts.into_iter(), vocab, true)?;
-    let tok_dir = a.out.join("tokenizer");
-    tokenizer.save(&tok_dir)?;
-    bars.say(&format!(
-        "[2/5] WordPiece tokenizer: {} tokens -> {}",
-        tokenizer.vocab_size(),
-        tok_dir.display()
-    ));
+    // 2. Tokenizer trained on the catalogue's own text, or the pretrained model's.
+    let init = match &a.init {
+        Some(dir) => Some(init_model_dir(dir, &a.out, &bars)?),
+        None => None,
+    };
+    let tok_dir = match &init {
+        Some(md) => {
+            bars.say(&format!(
+                "[2/5] pretrained start {}: {} layers x {}, tokenizer of {} tokens",
+                md.dir.display(),
+                md.config.num_hidden_layers,
+                md.config.hidden_size,
+                md.tokenizer.vocab_size()
+            ));
+            None
+        }
+        None => {
+            let texts = catalogue_texts(&data_dir)?;
+            let vocab = if a.data.is_some() { 8000 } else { 1000 };
+            let tokenizer = RecformerTokenizer::train_wordpiece(texts.into_iter(), vocab, true)?;
+            let tok_dir = a.out.join("tokenizer");
+            tokenizer.save(&tok_dir)?;
+            bars.say(&format!(
+                "[2/5] WordPiece tokenizer: {} tokens -> {}",
+                tokenizer.vocab_size(),
+                tok_dir.display()
+            ));
+            Some(tok_dir)
+        }
+    };
+    let lr = demo_lr(init.is_some());
 
     // 3. Pretraining (IIC + MLM) on the training histories.
     let corpus_dir = a.out.join("pretrain-data");
@@ -149,15 +205,15 @@ fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
         seed: Some(a.seed),
         batch_size: Some(a.batch_size),
         accumulation: Some(1),
-        lr: Some(1e-3),
+        lr: Some(lr),
         epochs: Some(epochs),
         device: a.device.clone(),
         quiet: a.quiet,
     };
     let pt_args = PretrainArgs {
         data: corpus_dir,
-        model: None,
-        tokenizer: Some(tok_dir),
+        model: init.as_ref().map(|md| md.dir.clone()),
+        tokenizer: tok_dir,
         preset: "small".into(),
         max_steps: None,
         common: common(
@@ -171,7 +227,7 @@ fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
         max_epochs: pt_args.common.epochs.unwrap_or(1),
         batch_size: a.batch_size,
         gradient_accumulation_steps: 1,
-        learning_rate: 1e-3,
+        learning_rate: lr,
         warmup_steps: 20,
         val_check_interval: 0,
         save_top_k: 1,
@@ -200,7 +256,7 @@ fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
         schedule_epochs: Some(2 * ft_epochs),
         batch_size: a.batch_size,
         gradient_accumulation_steps: 1,
-        learning_rate: 1e-3,
+        learning_rate: lr,
         warmup_steps: 20,
         verbose: 1,
         patience_stage1: 3,

@@ -20,6 +20,7 @@ pub struct Cli {
 const EXAMPLES: &str = "\
 Examples:
   recformer demo                                   # whole pipeline on a built-in synthetic catalogue
+  recformer init --from ../shared/data/minilm-l6-v2 --out models/minilm   # start from a pretrained LM
   recformer demo --data ../shared/data/scientific-recformer
   recformer prepare finetune --reviews Industrial_and_Scientific_5.json.gz \\
       --meta meta_Industrial_and_Scientific.json.gz --out data/Scientific
@@ -33,6 +34,9 @@ Examples:
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start from a pretrained language model: convert an HF BERT / RoBERTa / Longformer
+    /// directory into a RecFormer model directory (function-preserving; prints what each tensor is).
+    Init(init::InitArgs),
     /// Raw Amazon 2018 files -> the official RecFormer layouts.
     #[command(subcommand)]
     Prepare(PrepareCommand),
@@ -120,6 +124,7 @@ pub enum TokenizerCommand {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Init(a) => init::run(a),
         Command::Prepare(p) => prepare::run(p),
         Command::Tokenizer(t) => tokenizer::run(t),
         Command::Pretrain(a) => train_cmds::run_pretrain(a),
@@ -138,6 +143,7 @@ mod common;
 mod demo;
 mod encode_items;
 mod evaluate;
+mod init;
 mod plot;
 mod plot_cmd;
 mod prepare;

@@ -109,6 +109,25 @@ fn pretrain_config(a: &PretrainArgs) -> Result<PretrainConfig> {
     if let Some(v) = a.max_steps {
         cfg.max_steps = Some(v);
     }
+    if a.model.is_none() && cfg.fix_word_embedding {
+        // The official default freezes the word embeddings of a *pretrained* Longformer; on a
+        // fresh model it would keep them random for the whole run.
+        let explicit = c.sets.iter().any(|s| {
+            s.split_once('=')
+                .is_some_and(|(k, _)| k.trim() == "fix_word_embedding")
+        }) || c.config.as_deref().is_some_and(|p| {
+            std::fs::read_to_string(p).is_ok_and(|t| t.contains("fix_word_embedding"))
+        });
+        if explicit {
+            bail!(
+                "fix_word_embedding = true on a fresh model would freeze random word embeddings for \
+                 the whole run; set it to false, or start from a pretrained model \
+                 (`recformer init --from HF_DIR --out DIR`, then `pretrain --model DIR`)"
+            );
+        }
+        eprintln!("fresh model: its word embeddings are trained (fix_word_embedding = false)");
+        cfg.fix_word_embedding = false;
+    }
     cfg.validate()?;
     Ok(cfg)
 }

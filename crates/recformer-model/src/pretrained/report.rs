@@ -19,7 +19,7 @@ pub enum Origin {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             Origin::Copied => "copied",
             Origin::Derived => "derived",
             Origin::Fresh => "fresh",
