@@ -39,6 +39,7 @@ fn s(p: &Path) -> &str {
 fn help_lists_every_subcommand() {
     let help = ok(&["--help"]);
     for cmd in [
+        "init",
         "prepare",
         "tokenizer",
         "pretrain",
@@ -464,4 +465,123 @@ fn demo_runs_the_whole_pipeline_on_a_dataset_directory() {
     assert!((0.0..=1.0).contains(&ndcg), "{summary}");
     assert!(out.join("finetune/model/model.safetensors").is_file());
     assert!(out.join("finetune/metrics.png").is_file());
+}
+
+#[test]
+fn init_converts_an_hf_model_that_pretrain_and_evaluate_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let world = generate(&SynthConfig {
+        num_items: 30,
+        num_users: 24,
+        min_len: 4,
+        max_len: 5,
+        ..SynthConfig::default()
+    });
+    world.write_finetune_layout(&data).unwrap();
+    let corpus = dir.path().join("corpus");
+    world.write_pretrain_layout(&corpus).unwrap();
+    let hf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/recformer-model/tests/fixtures/pretrained/bert");
+
+    let model = dir.path().join("init");
+    let out = recformer(&[
+        "init",
+        "--from",
+        s(&hf),
+        "--out",
+        s(&model),
+        "--attention-window",
+        "8",
+        "--pooler",
+        "avg",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("copied") && stderr.contains("dropped  cls.predictions.decoder.bias"),
+        "{stderr}"
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["attention_window"][0], 8);
+    assert_eq!(config["pooler_type"], "avg");
+    assert_eq!(config["pad_token_id"], 0);
+
+    let zero_shot = ok(&[
+        "evaluate",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--zero-shot",
+        "--quiet",
+    ]);
+    let m: serde_json::Value = serde_json::from_str(zero_shot.trim()).unwrap();
+    assert_eq!(m["users"].as_u64(), Some(24), "{zero_shot}");
+
+    let pt = dir.path().join("pt");
+    let stdout = ok(&[
+        "pretrain",
+        "--model",
+        s(&model),
+        "--data",
+        s(&corpus),
+        "--out",
+        s(&pt),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--set",
+        "val_check_interval=0",
+        "--quiet",
+    ]);
+    assert!(stdout.contains("pretraining done"), "{stdout}");
+
+    // A fresh model with explicitly frozen (random) word embeddings is refused.
+    let tok = dir.path().join("tok");
+    ok(&[
+        "tokenizer",
+        "train",
+        "--data",
+        s(&data),
+        "--vocab-size",
+        "200",
+        "--out",
+        s(&tok),
+    ]);
+    fails(
+        &[
+            "pretrain",
+            "--data",
+            s(&corpus),
+            "--tokenizer",
+            s(&tok),
+            "--preset",
+            "tiny",
+            "--out",
+            s(&dir.path().join("fresh")),
+            "--set",
+            "fix_word_embedding=true",
+        ],
+        "freeze random word embeddings",
+    );
+    // Unknown source architectures are refused with the key named.
+    let gpt = dir.path().join("gpt");
+    std::fs::create_dir_all(&gpt).unwrap();
+    std::fs::write(
+        gpt.join("config.json"),
+        r#"{"model_type": "gpt2", "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "intermediate_size": 8, "max_position_embeddings": 8}"#,
+    )
+    .unwrap();
+    fails(
+        &["init", "--from", s(&gpt), "--out", s(&dir.path().join("x"))],
+        "`model_type`: `gpt2` cannot be converted",
+    );
 }
