@@ -105,26 +105,6 @@ pub fn run(a: DemoArgs) -> Result<()> {
     with_autodiff_backend!(kind, B, device, { demo::<B>(&a, &device) })
 }
 
-/// Writes a pretraining corpus (train.json / dev.json of item keys + meta_data.json) built from a
-/// finetuning dataset's training sequences: every 10th user goes to dev.
-fn pretraining_corpus(ds: &FinetuneDataset, data_dir: &Path, out: &Path) -> Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let (mut train, mut dev) = (Vec::new(), Vec::new());
-    for (i, seq) in ds.train.values().enumerate() {
-        let keys: Vec<&str> = seq.iter().map(|&r| ds.item_keys[r].as_str()).collect();
-        if i % 10 == 9 {
-            dev.push(keys)
-        } else {
-            train.push(keys)
-        }
-    }
-    std::fs::write(out.join("train.json"), serde_json::to_vec(&train)?)?;
-    std::fs::write(out.join("dev.json"), serde_json::to_vec(&dev)?)?;
-    std::fs::copy(data_dir.join("meta_data.json"), out.join("meta_data.json"))
-        .with_context(|| format!("copying {}/meta_data.json", data_dir.display()))?;
-    Ok(())
-}
-
 fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
     let t_start = Instant::now();
     let bars = Bars::new(a.quiet);
@@ -197,7 +177,7 @@ fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
 
     // 3. Pretraining (IIC + MLM) on the training histories.
     let corpus_dir = a.out.join("pretrain-data");
-    pretraining_corpus(&dataset, &data_dir, &corpus_dir)?;
+    recformer_data::prepare_in_domain_corpus(&data_dir, &corpus_dir, 10)?;
     let common = |out: PathBuf, epochs: usize| CommonTrainArgs {
         out,
         config: None,

@@ -82,6 +82,19 @@ pub enum PrepareCommand {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// In-domain pretraining corpus (meta_data.json, train.json, dev.json) from a finetuning
+    /// dataset's training sequences only (never validation or test targets).
+    Corpus {
+        /// Dataset in the official finetuning layout.
+        #[arg(long)]
+        data: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Every n-th user (with at least two training items) goes to dev.json.
+        #[arg(long, default_value_t = 10)]
+        dev_every: usize,
+    },
     /// Pretraining corpus (meta_data.json, train.json, dev.json) from several categories.
     Pretrain {
         /// Review files of the training categories.

@@ -1,4 +1,5 @@
-//! `recformer prepare finetune|pretrain`: raw Amazon 2018 files -> the official layouts.
+//! `recformer prepare finetune|pretrain`: raw Amazon 2018 files -> the official layouts;
+//! `recformer prepare corpus`: an in-domain pretraining corpus from a finetuning dataset.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -67,6 +68,22 @@ pub fn run(cmd: PrepareCommand) -> Result<()> {
             let opts = PrepareFinetuneOptions { sample_users, seed };
             prepare_finetune_with_progress(&reviews, &meta, &out, &opts, &observe)
                 .with_context(|| format!("preparing finetuning data into {}", out.display()))?
+        }
+        PrepareCommand::Corpus {
+            data,
+            out,
+            dev_every,
+        } => {
+            let c = recformer_data::prepare_in_domain_corpus(&data, &out, dev_every)
+                .with_context(|| format!("writing an in-domain corpus into {}", out.display()))?;
+            println!(
+                "{}: {} train / {} dev sequences (every {dev_every}th user held out), {} items",
+                out.display(),
+                c.train,
+                c.dev,
+                c.items
+            );
+            return Ok(());
         }
         PrepareCommand::Pretrain {
             reviews,

@@ -66,6 +66,9 @@ pub use dataset::pretrain::PretrainCorpus;
 pub use error::{Error, Result};
 pub use item::{ItemMeta, ItemTokens, ATTRIBUTE_KEYS};
 pub use mlm::{mask_mlm, MlmConfig, MlmMasked, IGNORE_LABEL};
-pub use prepare::{prepare_finetune, prepare_pretrain, PrepareFinetuneOptions, PrepareReport};
+pub use prepare::{
+    prepare_finetune, prepare_in_domain_corpus, prepare_pretrain, InDomainCorpus,
+    PrepareFinetuneOptions, PrepareReport,
+};
 pub use sequence::{build_sequence, build_sequence_from_rows, EncodedSequence};
 pub use tokenizer::{RecformerTokenizer, TokenizerKind};

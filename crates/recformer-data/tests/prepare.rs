@@ -2,6 +2,8 @@
 //! Expected outputs follow the official scripts' rules by hand (see each comment); the exact
 //! strings are what Python's `json.dump` writes for the same dicts.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -392,4 +394,41 @@ fn pretrain_load_rejects_unknown_items() {
             && err.contains("sequence 0, position 1"),
         "{err}"
     );
+}
+
+#[test]
+fn in_domain_corpus_holds_training_sequences_only_with_held_out_users() {
+    let Some(data) = common::data_dir() else {
+        return;
+    };
+    let src = data.join("scientific-recformer");
+    let out = tempfile::tempdir().unwrap();
+    let stats = recformer_data::prepare_in_domain_corpus(&src, out.path(), 10).unwrap();
+    let ds = recformer_data::FinetuneDataset::load(&src).unwrap();
+    let eligible: Vec<Vec<String>> = ds
+        .train
+        .values()
+        .filter(|s| s.len() >= 2)
+        .map(|s| s.iter().map(|&r| ds.item_keys[r].clone()).collect())
+        .collect();
+    assert_eq!(stats.train + stats.dev, eligible.len());
+    assert_eq!(stats.dev, eligible.len() / 10);
+    let read = |name: &str| -> Vec<Vec<String>> {
+        serde_json::from_str(&std::fs::read_to_string(out.path().join(name)).unwrap()).unwrap()
+    };
+    let (train, dev) = (read("train.json"), read("dev.json"));
+    assert_eq!((train.len(), dev.len()), (stats.train, stats.dev));
+    // Every 10th eligible user is in dev, the rest in train, each exactly its training sequence.
+    let (mut t, mut d) = (train.iter(), dev.iter());
+    for (i, seq) in eligible.iter().enumerate() {
+        let written = if (i + 1) % 10 == 0 {
+            d.next()
+        } else {
+            t.next()
+        };
+        assert_eq!(written, Some(seq), "user {i}");
+    }
+    let corpus = recformer_data::PretrainCorpus::load(out.path()).unwrap();
+    assert_eq!(corpus.num_items(), ds.num_items());
+    assert!(recformer_data::prepare_in_domain_corpus(&src, out.path(), 1).is_err());
 }

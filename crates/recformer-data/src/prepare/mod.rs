@@ -11,6 +11,7 @@
 //! ([`crate::Error::Gzip`]) naming the file.
 
 mod finetune;
+mod in_domain;
 mod pretrain;
 mod reader;
 mod records;
@@ -22,6 +23,7 @@ use std::path::Path;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 pub use finetune::{prepare_finetune, prepare_finetune_with_progress, PrepareFinetuneOptions};
+pub use in_domain::{prepare_in_domain_corpus, InDomainCorpus};
 pub use pretrain::{prepare_pretrain, prepare_pretrain_with_progress};
 pub use reader::{no_progress, Progress, ProgressEvent};
 pub use report::{FileStats, Issue, IssueStats, PrepareReport, SourceLine, MAX_EXAMPLES};
