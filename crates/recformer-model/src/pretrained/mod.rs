@@ -219,10 +219,6 @@ pub fn convert(dir: &Path, options: &FromPretrainedConfig) -> Result<Conversion>
         }
         match deliberately_dropped(key, kind) {
             Some(reason) => dropped.push((key.to_string(), reason.to_string())),
-            None if key.contains("_global.") => dropped.push((
-                key.to_string(),
-                "unreachable: every layer has its global projections".into(),
-            )),
             None => {
                 return Err(Error::UnexpectedKeys {
                     path,

@@ -24,7 +24,7 @@ use crate::config::RecformerConfig;
 pub enum Rule {
     /// The source tensor, unchanged.
     Copy(String),
-    /// The first source key present, unchanged; `derived` says what the fallback means.
+    /// `preferred` if the source has it (copied), else `fallback` (derived).
     CopyFirst {
         /// The preferred source key (e.g. Longformer's own `query_global`).
         preferred: String,
