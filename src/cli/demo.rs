@@ -211,7 +211,9 @@ fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
         warmup_steps: 20,
         val_check_interval: 0,
         save_top_k: 1,
-        fix_word_embedding: false,
+        // A pretrained model keeps its word embeddings (the official choice); a fresh one must
+        // train them.
+        fix_word_embedding: init.is_some(),
         ..Default::default()
     };
     let pretrained = pretrain_on::<B>(&pt_args, &pt_cfg, device)?;
@@ -243,6 +245,7 @@ fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
         patience_stage2: 2,
         encode_batch_size: 64,
         eval_batch_size: 64,
+        fix_word_embedding: init.is_some(),
         ..Default::default()
     };
     let (result, model_dir) = finetune_on::<B>(&ft_args, &ft_cfg, device, false)?;
