@@ -18,6 +18,9 @@ use std::collections::BTreeMap;
 
 use super::source::{Source, SourceKind};
 use crate::config::RecformerConfig;
+use crate::keys::model_key_shapes;
+
+const ITEM_POSITIONS: &str = "embeddings.item_position_embeddings.weight";
 
 /// Where a RecFormer tensor comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,50 +97,22 @@ pub fn has_head(kind: SourceKind, keys: &BTreeMap<String, Vec<usize>>) -> bool {
     keys.contains_key(head_keys(kind)[0])
 }
 
-/// The shapes every known source key must have, from the source config.
+/// The shapes every known source key must have, from the source config: the RecFormer layout
+/// of [`model_key_shapes`] at the source's sizes (without item positions), plus the MLM head.
 pub fn source_shapes(source: &Source) -> BTreeMap<String, Vec<usize>> {
     let c = &source.config;
-    let (h, f, v) = (c.hidden_size, c.intermediate_size, c.vocab_size);
-    let mut s = BTreeMap::new();
-    s.insert("embeddings.word_embeddings.weight".into(), vec![v, h]);
-    s.insert(
-        "embeddings.position_embeddings.weight".into(),
-        vec![c.max_position_embeddings, h],
-    );
-    s.insert(
-        "embeddings.token_type_embeddings.weight".into(),
-        vec![c.type_vocab_size, h],
-    );
-    s.insert("embeddings.LayerNorm.weight".into(), vec![h]);
-    s.insert("embeddings.LayerNorm.bias".into(), vec![h]);
-    for i in 0..c.num_hidden_layers {
-        let p = format!("encoder.layer.{i}");
-        for proj in [
-            "query",
-            "key",
-            "value",
-            "query_global",
-            "key_global",
-            "value_global",
-        ] {
-            s.insert(format!("{p}.attention.self.{proj}.weight"), vec![h, h]);
-            s.insert(format!("{p}.attention.self.{proj}.bias"), vec![h]);
-        }
-        for (k, shape) in [
-            ("attention.output.dense.weight", vec![h, h]),
-            ("attention.output.dense.bias", vec![h]),
-            ("attention.output.LayerNorm.weight", vec![h]),
-            ("attention.output.LayerNorm.bias", vec![h]),
-            ("intermediate.dense.weight", vec![f, h]),
-            ("intermediate.dense.bias", vec![f]),
-            ("output.dense.weight", vec![h, f]),
-            ("output.dense.bias", vec![h]),
-            ("output.LayerNorm.weight", vec![h]),
-            ("output.LayerNorm.bias", vec![h]),
-        ] {
-            s.insert(format!("{p}.{k}"), shape);
-        }
-    }
+    let (h, v) = (c.hidden_size, c.vocab_size);
+    let layout = RecformerConfig {
+        vocab_size: v,
+        hidden_size: h,
+        num_hidden_layers: c.num_hidden_layers,
+        intermediate_size: c.intermediate_size,
+        max_position_embeddings: c.max_position_embeddings,
+        token_type_size: c.type_vocab_size,
+        ..RecformerConfig::default()
+    };
+    let mut s = model_key_shapes(&layout);
+    s.remove(ITEM_POSITIONS);
     let [dw, db, lw, lb, decw, bias, decb] = head_keys(source.kind);
     for (k, shape) in [
         (dw, vec![h, h]),
@@ -175,7 +150,6 @@ pub fn plan(
     source_keys: &BTreeMap<String, Vec<usize>>,
 ) -> Vec<Planned> {
     let h = target.hidden_size;
-    let f = target.intermediate_size;
     let v = target.vocab_size;
     let mut rows = Vec::new();
     let mut add = |target: String, shape: Vec<usize>, rule: Rule| {
@@ -185,67 +159,20 @@ pub fn plan(
             rule,
         })
     };
+    for (key, shape) in model_key_shapes(target) {
+        let rule = match key.as_str() {
+            "embeddings.position_embeddings.weight" => Rule::Positions(key.clone()),
+            "embeddings.token_type_embeddings.weight" => Rule::RepeatFirstRow(key.clone()),
+            ITEM_POSITIONS => Rule::Zeros,
+            k if k.contains("_global.") => Rule::CopyFirst {
+                preferred: k.to_string(),
+                fallback: k.replace("_global.", "."),
+            },
+            k => Rule::Copy(k.to_string()),
+        };
+        add(format!("longformer.{key}"), shape, rule);
+    }
     let copy = |k: &str| Rule::Copy(k.to_string());
-    let e = "embeddings";
-    add(
-        format!("longformer.{e}.word_embeddings.weight"),
-        vec![v, h],
-        copy("embeddings.word_embeddings.weight"),
-    );
-    add(
-        format!("longformer.{e}.position_embeddings.weight"),
-        vec![target.max_position_embeddings, h],
-        Rule::Positions("embeddings.position_embeddings.weight".into()),
-    );
-    add(
-        format!("longformer.{e}.token_type_embeddings.weight"),
-        vec![target.token_type_size, h],
-        Rule::RepeatFirstRow("embeddings.token_type_embeddings.weight".into()),
-    );
-    add(
-        format!("longformer.{e}.item_position_embeddings.weight"),
-        vec![target.max_item_embeddings, h],
-        Rule::Zeros,
-    );
-    for k in ["LayerNorm.weight", "LayerNorm.bias"] {
-        add(
-            format!("longformer.{e}.{k}"),
-            vec![h],
-            copy(&format!("{e}.{k}")),
-        );
-    }
-    for i in 0..target.num_hidden_layers {
-        let p = format!("encoder.layer.{i}");
-        for proj in ["query", "key", "value"] {
-            for (part, shape) in [("weight", vec![h, h]), ("bias", vec![h])] {
-                let local = format!("{p}.attention.self.{proj}.{part}");
-                add(format!("longformer.{local}"), shape.clone(), copy(&local));
-                add(
-                    format!("longformer.{p}.attention.self.{proj}_global.{part}"),
-                    shape,
-                    Rule::CopyFirst {
-                        preferred: format!("{p}.attention.self.{proj}_global.{part}"),
-                        fallback: local,
-                    },
-                );
-            }
-        }
-        for (k, shape) in [
-            ("attention.output.dense.weight", vec![h, h]),
-            ("attention.output.dense.bias", vec![h]),
-            ("attention.output.LayerNorm.weight", vec![h]),
-            ("attention.output.LayerNorm.bias", vec![h]),
-            ("intermediate.dense.weight", vec![f, h]),
-            ("intermediate.dense.bias", vec![f]),
-            ("output.dense.weight", vec![h, f]),
-            ("output.dense.bias", vec![h]),
-            ("output.LayerNorm.weight", vec![h]),
-            ("output.LayerNorm.bias", vec![h]),
-        ] {
-            let key = format!("{p}.{k}");
-            add(format!("longformer.{key}"), shape, copy(&key));
-        }
-    }
     let [dw, db, lw, lb, decw, bias, _] = head_keys(source.kind);
     let word = "embeddings.word_embeddings.weight";
     let decoder = Rule::CopyFirst {
