@@ -45,6 +45,7 @@ fn help_lists_every_subcommand() {
         "pretrain",
         "finetune",
         "evaluate",
+        "baselines",
         "encode-items",
         "recommend",
         "plot",
@@ -583,5 +584,96 @@ fn init_converts_an_hf_model_that_pretrain_and_evaluate_load() {
     fails(
         &["init", "--from", s(&gpt), "--out", s(&dir.path().join("x"))],
         "`model_type`: `gpt2` cannot be converted",
+    );
+}
+
+#[test]
+fn baselines_and_cold_start_split_of_evaluate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let world = generate(&SynthConfig {
+        num_items: 160,
+        num_users: 60,
+        min_len: 4,
+        max_len: 6,
+        ..SynthConfig::default()
+    });
+    world.write_finetune_layout(&data).unwrap();
+    let hf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/recformer-model/tests/fixtures/pretrained/bert");
+    let model = dir.path().join("m");
+    ok(&["init", "--from", s(&hf), "--out", s(&model)]);
+
+    let num = |v: &serde_json::Value, key: &str| -> f64 {
+        v[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no number {key} in {v}"))
+    };
+    let users = |v: &serde_json::Value| v["users"].as_u64().expect("users") as f64;
+    // users-weighted mean of the groups = the whole, for every per-user mean metric
+    let check_groups = |whole: &serde_json::Value| {
+        let (a, b) = (&whole["in_set"], &whole["cold"]);
+        assert_eq!(users(a) + users(b), users(whole), "{whole}");
+        for key in ["NDCG@10", "Recall@10", "NDCG@50", "Recall@50", "MRR"] {
+            let mix = (num(a, key) * users(a) + num(b, key) * users(b)) / users(whole);
+            assert!((mix - num(whole, key)).abs() < 1e-9, "{key}: {whole}");
+        }
+    };
+
+    let stdout = ok(&[
+        "baselines",
+        "--data",
+        s(&data),
+        "--model",
+        s(&model),
+        "--cold-start",
+        "--quiet",
+    ]);
+    let b: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    for name in ["popularity", "random", "text_newest_item"] {
+        let m = &b[name];
+        assert_eq!(users(m), 60.0, "{name}: {stdout}");
+        for key in ["NDCG@10", "Recall@10", "NDCG@50", "Recall@50", "MRR"] {
+            assert!((0.0..=1.0).contains(&num(m, key)), "{name} {key}: {stdout}");
+        }
+        check_groups(m);
+    }
+    assert!(
+        num(&b["popularity"], "NDCG@10") > num(&b["random"], "NDCG@10"),
+        "{stdout}"
+    );
+
+    // without a model: no text baseline; the same popularity numbers; a markdown table on stderr
+    let out = recformer(&["baselines", "--data", s(&data), "--max-users", "10"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("| popularity | 10 |"), "{stderr}");
+    let small: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert!(small.get("text_newest_item").is_none() && small.get("in_set").is_none());
+    assert_eq!(users(&small["random"]), 10.0);
+
+    let stdout = ok(&[
+        "evaluate",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--zero-shot",
+        "--cold-start",
+        "--quiet",
+    ]);
+    let e: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(users(&e), 60.0, "{stdout}");
+    check_groups(&e);
+    // the cold group is the same set of users for every method
+    assert_eq!(
+        users(&e["cold"]),
+        users(&b["popularity"]["cold"]),
+        "{stdout}"
+    );
+    assert!(
+        users(&e["cold"]) > 0.0 && users(&e["in_set"]) > 0.0,
+        "{stdout}"
     );
 }

@@ -7,7 +7,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use recformer::ModelDir;
 use recformer_data::Split;
-use recformer_train::{encode_all_items, evaluate, EvalOptions, InputBuilder};
+use recformer_train::{
+    encode_all_items, evaluate, ColdStartMetrics, EvalOptions, InputBuilder, TrainingItems,
+};
 
 use super::common::{load_catalogue, parse_device, with_backend};
 use super::Bars;
@@ -27,6 +29,12 @@ pub struct EvaluateArgs {
     /// Encode the item matrix with the given model (zero-shot), ignoring any stored matrix.
     #[arg(long)]
     pub zero_shot: bool,
+    /// Also report the users whose target item (val item for --split val, test item for --split
+    /// test) occurs in a training sequence (`in_set`) and those whose target never does (`cold`),
+    /// each with its own metrics, as in the paper's Table 3. Only train.json counts: for --split
+    /// test, a target seen only as a validation item is cold.
+    #[arg(long)]
+    pub cold_start: bool,
     /// Remove each user's history items from the ranking (official: kept).
     #[arg(long)]
     pub exclude_history: bool,
@@ -122,7 +130,11 @@ fn eval<B: Backend>(a: &EvaluateArgs, device: &B::Device) -> Result<()> {
         device,
         &bars,
     )?;
-    let mut out = serde_json::to_value(ev.metrics)?;
+    let groups = a.cold_start.then(|| {
+        let labels: Vec<usize> = examples[..ev.ranks.len()].iter().map(|e| e.label).collect();
+        ColdStartMetrics::from_ranks(&labels, &ev.ranks, &TrainingItems::of_dataset(&cat.dataset))
+    });
+    let mut out = super::baselines::metrics_json(&ev.metrics, groups.as_ref())?;
     let obj = out.as_object_mut().expect("metrics serialise to an object");
     obj.insert("split".into(), a.split.clone().into());
     obj.insert("item_matrix".into(), source.into());

@@ -27,7 +27,8 @@ Examples:
   recformer tokenizer train --data data/Scientific --vocab-size 8000 --out models/tok
   recformer pretrain --data corpus/ --tokenizer models/tok --preset small --out runs/pt
   recformer finetune --model runs/pt --data data/Scientific --out runs/ft
-  recformer evaluate --model runs/ft --data data/Scientific --split test
+  recformer evaluate --model runs/ft --data data/Scientific --split test --cold-start
+  recformer baselines --data data/Scientific --model models/minilm --cold-start
   recformer encode-items --model runs/ft --data data/Scientific --out items.safetensors
   recformer recommend --model runs/ft --data data/Scientific --history B0001,B0002 --k 10
   recformer plot runs/ft";
@@ -49,6 +50,8 @@ pub enum Command {
     Finetune(train_cmds::FinetuneArgs),
     /// Full-ranking evaluation; prints one JSON object (NDCG@10, Recall@10, NDCG@50, Recall@50, MRR, users).
     Evaluate(evaluate::EvaluateArgs),
+    /// Reference baselines (popularity, random, text of the newest item with --model) as one JSON object.
+    Baselines(baselines::BaselinesArgs),
     /// Encode every item of a dataset into an item matrix (safetensors, `item_embeddings`).
     EncodeItems(encode_items::EncodeItemsArgs),
     /// Top-k recommendations for histories, with cold-start items given as text.
@@ -143,6 +146,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Pretrain(a) => train_cmds::run_pretrain(a),
         Command::Finetune(a) => train_cmds::run_finetune(a),
         Command::Evaluate(a) => evaluate::run(a),
+        Command::Baselines(a) => baselines::run(a),
         Command::EncodeItems(a) => encode_items::run(a),
         Command::Recommend(a) => recommend::run(a),
         Command::Plot(a) => plot_cmd::run(a),
@@ -151,6 +155,7 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+mod baselines;
 mod bench_cmd;
 mod common;
 mod demo;

@@ -115,6 +115,54 @@ pub fn evaluate<B: Backend>(
             item_tokens.len()
         )));
     }
+    rank_examples(items, examples, options, progress, |chunk| {
+        let histories: Vec<&[usize]> = chunk.iter().map(|e| e.history.as_slice()).collect();
+        let (_, input) = builder.batch::<B>(&histories, item_tokens, device);
+        Ok(model.forward(input).pooler_output)
+    })
+}
+
+/// The text baseline of an item encoder: each user is represented by the item vector of the
+/// newest item of their history (`items[history.last()]`), and ranked against all items by
+/// cosine exactly as [`evaluate`] ranks (same [`rank_batch`], same options).
+///
+/// # Errors
+/// If a user's history is empty or an item row is out of range.
+pub fn evaluate_newest_item<B: Backend>(
+    items: &Tensor<B, 2>,
+    examples: &[EvalExample],
+    options: &EvalOptions,
+    progress: &dyn Progress,
+) -> Result<Evaluation> {
+    let device = items.device();
+    rank_examples(items, examples, options, progress, |chunk| {
+        let rows = chunk
+            .iter()
+            .map(|e| {
+                e.history.last().map(|&r| r as i64).ok_or_else(|| {
+                    Error::InvalidData(format!(
+                        "user {} has an empty history: no newest item",
+                        e.user
+                    ))
+                })
+            })
+            .collect::<Result<Vec<i64>>>()?;
+        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [chunk.len()]), &device);
+        Ok(items.clone().select(0, idx))
+    })
+}
+
+/// The one ranking loop: checks the rows, applies `max_users`, asks `user_vectors` for the
+/// `[chunk, H]` user vectors of each batch of `batch_size` examples, ranks them with
+/// [`rank_batch`] and accumulates the metrics.
+fn rank_examples<B: Backend>(
+    items: &Tensor<B, 2>,
+    examples: &[EvalExample],
+    options: &EvalOptions,
+    progress: &dyn Progress,
+    mut user_vectors: impl FnMut(&[EvalExample]) -> Result<Tensor<B, 2>>,
+) -> Result<Evaluation> {
+    let [n, _] = items.dims();
     let examples = match options.max_users {
         Some(m) => &examples[..m.min(examples.len())],
         None => examples,
@@ -134,8 +182,13 @@ pub fn evaluate<B: Backend>(
     for chunk in examples.chunks(options.batch_size.max(1)) {
         let histories: Vec<&[usize]> = chunk.iter().map(|e| e.history.as_slice()).collect();
         let labels: Vec<usize> = chunk.iter().map(|e| e.label).collect();
-        let (_, input) = builder.batch::<B>(&histories, item_tokens, device);
-        let seq = model.forward(input).pooler_output;
+        let seq = match user_vectors(chunk) {
+            Ok(seq) => seq,
+            Err(e) => {
+                progress.on_finish();
+                return Err(e);
+            }
+        };
         let exclude = options.exclude_history.then_some(histories.as_slice());
         let ranks = rank_batch(seq, &items_n, &labels, exclude, options.temp);
         acc.push_batch(&ranks);

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod cold_start;
 pub mod config;
 pub mod encode;
 pub mod error;
@@ -26,10 +27,11 @@ pub mod schedule;
 pub mod seeds;
 pub mod stepper;
 
+pub use cold_start::{ColdStartMetrics, TrainingItems};
 pub use config::{FinetuneConfig, FinetuneVariant, PretrainConfig};
 pub use encode::encode_all_items;
 pub use error::{Error, Result};
-pub use evaluate::{evaluate, EvalOptions, Evaluation};
+pub use evaluate::{evaluate, evaluate_newest_item, EvalOptions, Evaluation};
 pub use finetune::{
     finetune, FinetuneData, FinetuneOutcome, FinetuneResult, FinetuneState, RunControl,
 };

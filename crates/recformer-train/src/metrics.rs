@@ -185,6 +185,34 @@ pub fn popularity_scores<'a>(
     counts
 }
 
+/// Mean-over-users metrics of a list of 0-based ranks (all zeros when empty).
+pub fn metrics_from_ranks(ranks: &[usize]) -> Metrics {
+    let mut acc = MetricsAccumulator::new();
+    acc.push_batch(ranks);
+    acc.mean_over_users()
+}
+
+/// Official ranks of each case's label under a fixed score vector shared by all users
+/// (e.g. popularity), in case order.
+///
+/// With `exclude_history`, history items are ignored when ranking (the label never is).
+pub fn static_score_ranks(
+    scores: &[f32],
+    cases: &[RankingCase<'_>],
+    exclude_history: bool,
+) -> Vec<usize> {
+    cases
+        .iter()
+        .map(|c| {
+            rank_of(
+                scores,
+                c.label,
+                if exclude_history { c.history } else { &[] },
+            )
+        })
+        .collect()
+}
+
 /// Evaluates a fixed score vector shared by all users (e.g. popularity) with the official rank rule.
 ///
 /// With `exclude_history`, history items are ignored when ranking (the label never is).
@@ -198,19 +226,33 @@ pub fn evaluate_static_scores(
 ) -> Metrics {
     let mut acc = MetricsAccumulator::new();
     for chunk in cases.chunks(batch_size.max(1)) {
-        let ranks: Vec<usize> = chunk
-            .iter()
-            .map(|c| {
-                rank_of(
-                    scores,
-                    c.label,
-                    if exclude_history { c.history } else { &[] },
-                )
-            })
-            .collect();
-        acc.push_batch(&ranks);
+        acc.push_batch(&static_score_ranks(scores, chunk, exclude_history));
     }
     acc.mean_over_users()
+}
+
+/// Ranks of the random baseline, in case order: each user gets fresh uniform random scores over
+/// all items (the same draws as [`evaluate_random`] with the same `rng`).
+pub fn random_ranks<R: Rng>(
+    num_items: usize,
+    cases: &[RankingCase<'_>],
+    exclude_history: bool,
+    rng: &mut R,
+) -> Vec<usize> {
+    let mut scores = vec![0f32; num_items];
+    cases
+        .iter()
+        .map(|c| {
+            for s in scores.iter_mut() {
+                *s = rng.random::<f32>();
+            }
+            rank_of(
+                &scores,
+                c.label,
+                if exclude_history { c.history } else { &[] },
+            )
+        })
+        .collect()
 }
 
 /// Random baseline: each user gets fresh uniform random scores over all items.
@@ -220,20 +262,7 @@ pub fn evaluate_random<R: Rng>(
     exclude_history: bool,
     rng: &mut R,
 ) -> Metrics {
-    let mut acc = MetricsAccumulator::new();
-    let mut scores = vec![0f32; num_items];
-    for c in cases {
-        for s in scores.iter_mut() {
-            *s = rng.random::<f32>();
-        }
-        let rank = rank_of(
-            &scores,
-            c.label,
-            if exclude_history { c.history } else { &[] },
-        );
-        acc.push_batch(&[rank]);
-    }
-    acc.mean_over_users()
+    metrics_from_ranks(&random_ranks(num_items, cases, exclude_history, rng))
 }
 
 #[cfg(test)]
@@ -359,5 +388,55 @@ mod tests {
         // expected Recall@10 = 0.1, Recall@50 = 0.5
         assert!((m.recall_10 - 0.1).abs() < 0.05, "{m:?}");
         assert!((m.recall_50 - 0.5).abs() < 0.08, "{m:?}");
+    }
+
+    #[test]
+    fn metrics_from_ranks_is_the_user_mean_and_rank_helpers_agree() {
+        let m = metrics_from_ranks(&[0, 1, 60, 20]);
+        let mut acc = MetricsAccumulator::new();
+        acc.push_batch(&[0, 1]);
+        acc.push_batch(&[60, 20]);
+        let a = acc.mean_over_users();
+        assert_eq!(m.users, 4);
+        for (x, y) in [
+            (m.ndcg_10, a.ndcg_10),
+            (m.recall_10, a.recall_10),
+            (m.ndcg_50, a.ndcg_50),
+            (m.recall_50, a.recall_50),
+            (m.mrr, a.mrr),
+        ] {
+            assert!((x - y).abs() < 1e-12);
+        }
+        assert_eq!(metrics_from_ranks(&[]), Metrics::default());
+
+        let pop = [1.0, 3.0, 1.0, 1.0, 0.0];
+        let h0 = [0usize, 1];
+        let cases = [
+            RankingCase {
+                history: &h0,
+                label: 2,
+            },
+            RankingCase {
+                history: &h0,
+                label: 4,
+            },
+        ];
+        assert_eq!(static_score_ranks(&pop, &cases, false), vec![1, 4]);
+        assert_eq!(static_score_ranks(&pop, &cases, true), vec![0, 2]);
+
+        use rand::SeedableRng;
+        let r1 = random_ranks(
+            50,
+            &cases,
+            false,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(3),
+        );
+        let m1 = evaluate_random(
+            50,
+            &cases,
+            false,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(3),
+        );
+        assert_eq!(metrics_from_ranks(&r1), m1);
     }
 }

@@ -7,7 +7,7 @@ use common::{world, Inner};
 use recformer_data::{EvalExample, Split};
 use recformer_train::evaluate::rank_batch;
 use recformer_train::metrics::{rank_of, MetricsAccumulator};
-use recformer_train::{encode_all_items, evaluate, EvalOptions, NoProgress};
+use recformer_train::{encode_all_items, evaluate, evaluate_newest_item, EvalOptions, NoProgress};
 
 fn t2(rows: usize, cols: usize, v: Vec<f32>) -> Tensor<Inner, 2> {
     Tensor::from_data(TensorData::new(v, [rows, cols]), &Default::default())
@@ -112,4 +112,62 @@ fn evaluation_ranks_equal_cpu_ranks_of_full_scores() {
         assert_eq!(acc.mean_over_users(), ev.metrics);
         assert_eq!(acc.mean_of_batch_means(), ev.batch_mean);
     }
+}
+
+#[test]
+fn newest_item_baseline_ranks_by_cosine_to_the_last_history_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world(dir.path());
+    let device = Default::default();
+    let model = w.model_config.init_model::<Inner>(&device);
+    let items = encode_all_items(&model, &w.item_tokens, &w.builder, 4, &device, &NoProgress);
+    let [n, _] = items.dims();
+    let examples: Vec<EvalExample> = w.dataset.eval_examples(Split::Test);
+    // reference: CPU score matrix (cosine / temp of every item pair), official rank rule
+    let items_n = recformer_model::l2_normalize(items.clone());
+    let sim: Vec<f32> = items_n
+        .clone()
+        .matmul(items_n.transpose())
+        .div_scalar(0.05)
+        .into_data()
+        .into_vec()
+        .unwrap();
+    for exclude_history in [false, true] {
+        let options = EvalOptions {
+            batch_size: 3,
+            temp: 0.05,
+            exclude_history,
+            max_users: None,
+        };
+        let ev = evaluate_newest_item(&items, &examples, &options, &NoProgress).unwrap();
+        assert_eq!(ev.ranks.len(), examples.len());
+        for (e, &rank) in examples.iter().zip(&ev.ranks) {
+            let last = *e.history.last().unwrap();
+            let row = &sim[last * n..(last + 1) * n];
+            let excl: &[usize] = if exclude_history { &e.history } else { &[] };
+            let exact = rank_of(row, e.label, excl);
+            // the device matmul may round differently: allow only near-ties to move
+            let t = row[e.label];
+            let kept = |i: &usize| *i == e.label || !excl.contains(i);
+            let lo = (0..n).filter(kept).filter(|&i| row[i] > t + 1e-3).count();
+            let hi = (0..n).filter(kept).filter(|&i| row[i] > t - 1e-3).count();
+            assert!(
+                (lo..=hi).contains(&rank),
+                "rank {rank}, exact {exact}, {lo}..={hi}"
+            );
+        }
+        let mut acc = MetricsAccumulator::new();
+        for chunk in ev.ranks.chunks(3) {
+            acc.push_batch(chunk);
+        }
+        assert_eq!(acc.mean_over_users(), ev.metrics);
+        assert_eq!(acc.mean_of_batch_means(), ev.batch_mean);
+    }
+    // an empty history has no newest item
+    let mut own = examples[0].clone();
+    own.history.clear();
+    let err = evaluate_newest_item(&items, &[own], &EvalOptions::default(), &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("empty history"), "{err}");
 }
