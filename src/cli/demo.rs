@@ -58,8 +58,9 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
     /// Start from a pretrained language model instead of a fresh small model: a model directory
-    /// made by `recformer init`, or an HF BERT / RoBERTa / Longformer directory (converted into
-    /// OUT/init with the defaults of `init`). Its tokenizer is used; learning rates drop to 5e-5.
+    /// made by `recformer init` (used as it is), or an HF BERT / RoBERTa / Longformer directory
+    /// (converted into OUT/init with the defaults of `init`, but at the demo's budget of
+    /// 128 tokens per sequence). Its tokenizer is used; learning rates drop to 5e-5.
     #[arg(long)]
     pub init: Option<PathBuf>,
 }
@@ -73,8 +74,13 @@ fn demo_lr(pretrained_start: bool) -> f64 {
     }
 }
 
+/// Tokens per sequence of a model the demo converts itself: the `small` preset's budget. At
+/// MiniLM size a step is linear-to-quadratic in it; the source's 512 made one pretraining epoch of
+/// the quick world take over 15 CPU-minutes on 2 cores.
+const DEMO_INIT_MAX_TOKENS: usize = 128;
+
 /// The model directory to start from: `dir` itself if it is a RecFormer model directory, else the
-/// conversion of the HF directory `dir` into `out/init`.
+/// conversion of the HF directory `dir` into `out/init` (at [`DEMO_INIT_MAX_TOKENS`]).
 fn init_model_dir(dir: &Path, out: &Path, bars: &Bars) -> Result<ModelDir> {
     let config: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join("config.json"))
@@ -82,7 +88,11 @@ fn init_model_dir(dir: &Path, out: &Path, bars: &Bars) -> Result<ModelDir> {
     )
     .with_context(|| format!("parsing {}/config.json", dir.display()))?;
     if config.get("model_type").is_some() {
-        let (md, report) = ModelDir::from_pretrained(dir, &out.join("init"), &Default::default())
+        let options = recformer_model::pretrained::FromPretrainedConfig {
+            max_token_num: Some(DEMO_INIT_MAX_TOKENS),
+            ..Default::default()
+        };
+        let (md, report) = ModelDir::from_pretrained(dir, &out.join("init"), &options)
             .with_context(|| format!("converting {}", dir.display()))?;
         bars.say(&format!(
             "converted {} -> {}",

@@ -85,8 +85,9 @@ pub struct FinetuneArgs {
     /// Dataset in the official finetuning layout.
     #[arg(long)]
     pub data: PathBuf,
-    /// two-stage (official), fix, variable or training-only (zero-shot evaluation).
-    #[arg(long, value_parser = ["two-stage", "fix", "variable", "training-only"])]
+    /// two-stage (official), fix, variable, training-only (zero-shot evaluation) or
+    /// item-matrix (encoder frozen, the item matrix trained; use a higher --lr, e.g. 3e-4).
+    #[arg(long, value_parser = ["two-stage", "fix", "variable", "training-only", "item-matrix"])]
     pub variant: Option<String>,
     /// Ignore the model's weights and start from a random initialisation with its config
     /// (the "fine-tuning only" ablation).

@@ -139,6 +139,11 @@ pub enum FinetuneVariant {
     Variable,
     /// No training: evaluate the initial model on val and test (zero-shot when it is pretrained).
     TrainingOnly,
+    /// Encoder frozen at its initial weights; the item matrix, initialised by encoding every
+    /// item (I0), is the trained parameter, against the cached vectors of every training prefix
+    /// (`finetune::item_matrix`). `num_train_epochs` caps the epochs, `verbose` spaces the val
+    /// evaluations, `patience_stage1` stops it; `batch_size` counts contexts.
+    ItemMatrix,
 }
 
 /// Finetuning settings (official `finetune.py` / `finetune.sh`).

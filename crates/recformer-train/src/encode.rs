@@ -1,12 +1,12 @@
 //! Item matrix: every catalogue item encoded alone as `[<s>] + item tokens`, pooled `<s>` vector
-//! (official `finetune.py :: encode_all_items`).
+//! (official `finetune.py :: encode_all_items`), and the same for whole histories (user vectors).
 
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use recformer_data::ItemTokens;
+use recformer_data::{EncodedSequence, ItemTokens};
 use recformer_model::RecformerModel;
 
-use crate::inputs::InputBuilder;
+use crate::inputs::{to_input, InputBuilder};
 use crate::progress::Progress;
 
 /// Encodes all items, returning the raw (not normalised) pooled vectors in catalogue-row order.
@@ -29,20 +29,60 @@ pub fn encode_all_items<B: Backend>(
     progress: &dyn Progress,
 ) -> Tensor<B, 2> {
     assert!(!tokens.is_empty(), "no items to encode");
+    let histories: Vec<[usize; 1]> = (0..tokens.len()).map(|i| [i]).collect();
+    let refs: Vec<&[usize]> = histories.iter().map(|h| h.as_slice()).collect();
+    encode_histories(
+        model,
+        &refs,
+        tokens,
+        builder,
+        batch_size,
+        device,
+        progress,
+        "encode items",
+    )
+}
+
+/// Encodes histories (catalogue rows, oldest first) into raw pooled vectors, row `i` =
+/// `histories[i]`: the user side of the model, without autodiff (pass `model.valid()`).
+///
+/// Sequences are batched by similar token length (`batch_size` per batch); padding is masked,
+/// so the order does not change any vector.
+///
+/// # Shapes
+/// Output `[histories.len(), hidden_size]`.
+///
+/// # Panics
+/// If `histories` is empty or `batch_size == 0`.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_histories<B: Backend>(
+    model: &RecformerModel<B>,
+    histories: &[&[usize]],
+    tokens: &[ItemTokens],
+    builder: &InputBuilder,
+    batch_size: usize,
+    device: &B::Device,
+    progress: &dyn Progress,
+    label: &str,
+) -> Tensor<B, 2> {
+    assert!(!histories.is_empty(), "no sequences to encode");
     assert!(batch_size > 0, "batch_size must be at least 1");
-    let mut order: Vec<usize> = (0..tokens.len()).collect();
-    order.sort_by_key(|&i| (tokens[i].len(), i));
-    progress.on_start("encode items", tokens.len() as u64);
+    let seqs: Vec<EncodedSequence> = histories
+        .iter()
+        .map(|h| builder.sequence(h, tokens))
+        .collect();
+    let mut order: Vec<usize> = (0..seqs.len()).collect();
+    order.sort_by_key(|&i| (seqs[i].len(), i));
+    progress.on_start(label, seqs.len() as u64);
     let mut parts: Vec<Tensor<B, 2>> = Vec::with_capacity(order.len().div_ceil(batch_size));
     for chunk in order.chunks(batch_size) {
-        let histories: Vec<[usize; 1]> = chunk.iter().map(|&i| [i]).collect();
-        let refs: Vec<&[usize]> = histories.iter().map(|h| h.as_slice()).collect();
-        let (_, input) = builder.batch::<B>(&refs, tokens, device);
+        let batch: Vec<EncodedSequence> = chunk.iter().map(|&i| seqs[i].clone()).collect();
+        let input = to_input::<B>(&builder.pad(&batch), device);
         parts.push(model.forward(input).pooler_output);
         progress.on_advance(chunk.len() as u64);
     }
     let sorted = Tensor::cat(parts, 0);
-    // row r of `sorted` is item order[r]; invert the permutation
+    // row r of `sorted` is sequence order[r]; invert the permutation
     let mut inverse = vec![0i64; order.len()];
     for (r, &i) in order.iter().enumerate() {
         inverse[i] = r as i64;

@@ -152,6 +152,36 @@ pub fn evaluate_newest_item<B: Backend>(
     })
 }
 
+/// Ranks precomputed user vectors (row `i` = `examples[i]`, e.g. from
+/// [`encode_histories`](crate::encode::encode_histories)) exactly as [`evaluate`] ranks.
+///
+/// # Shapes
+/// `items: [N, H]`, `users: [examples.len(), H]`.
+///
+/// # Errors
+/// If the row counts disagree or an item row is out of range.
+pub fn evaluate_vectors<B: Backend>(
+    items: &Tensor<B, 2>,
+    users: &Tensor<B, 2>,
+    examples: &[EvalExample],
+    options: &EvalOptions,
+    progress: &dyn Progress,
+) -> Result<Evaluation> {
+    let [u, _] = users.dims();
+    if u != examples.len() {
+        return Err(Error::InvalidData(format!(
+            "{u} user vectors for {} users",
+            examples.len()
+        )));
+    }
+    let mut offset = 0;
+    rank_examples(items, examples, options, progress, |chunk| {
+        let rows = users.clone().slice(offset..offset + chunk.len());
+        offset += chunk.len();
+        Ok(rows)
+    })
+}
+
 /// The one ranking loop: checks the rows, applies `max_users`, asks `user_vectors` for the
 /// `[chunk, H]` user vectors of each batch of `batch_size` examples, ranks them with
 /// [`rank_batch`] and accumulates the metrics.

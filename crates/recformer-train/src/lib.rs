@@ -29,9 +29,9 @@ pub mod stepper;
 
 pub use cold_start::{ColdStartMetrics, TrainingItems};
 pub use config::{FinetuneConfig, FinetuneVariant, PretrainConfig};
-pub use encode::encode_all_items;
+pub use encode::{encode_all_items, encode_histories};
 pub use error::{Error, Result};
-pub use evaluate::{evaluate, evaluate_newest_item, EvalOptions, Evaluation};
+pub use evaluate::{evaluate, evaluate_newest_item, evaluate_vectors, EvalOptions, Evaluation};
 pub use finetune::{
     finetune, FinetuneData, FinetuneOutcome, FinetuneResult, FinetuneState, RunControl,
 };

@@ -7,7 +7,10 @@ use common::{world, Inner};
 use recformer_data::{EvalExample, Split};
 use recformer_train::evaluate::rank_batch;
 use recformer_train::metrics::{rank_of, MetricsAccumulator};
-use recformer_train::{encode_all_items, evaluate, evaluate_newest_item, EvalOptions, NoProgress};
+use recformer_train::{
+    encode_all_items, encode_histories, evaluate, evaluate_newest_item, evaluate_vectors,
+    EvalOptions, NoProgress,
+};
 
 fn t2(rows: usize, cols: usize, v: Vec<f32>) -> Tensor<Inner, 2> {
     Tensor::from_data(TensorData::new(v, [rows, cols]), &Default::default())
@@ -170,4 +173,46 @@ fn newest_item_baseline_ranks_by_cosine_to_the_last_history_item() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("empty history"), "{err}");
+}
+
+#[test]
+fn cached_user_vectors_rank_exactly_like_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world(dir.path());
+    let device = Default::default();
+    let model = w.model_config.init_model::<Inner>(&device);
+    let items = encode_all_items(&model, &w.item_tokens, &w.builder, 4, &device, &NoProgress);
+    let examples: Vec<EvalExample> = w.dataset.eval_examples(Split::Test);
+    let hist: Vec<&[usize]> = examples.iter().map(|e| e.history.as_slice()).collect();
+    // batches of 3 sorted by length: a different batching than the evaluation's
+    let users = encode_histories(
+        &model,
+        &hist,
+        &w.item_tokens,
+        &w.builder,
+        3,
+        &device,
+        &NoProgress,
+        "users",
+    );
+    let options = EvalOptions {
+        batch_size: 5,
+        ..EvalOptions::default()
+    };
+    let direct = evaluate(
+        &model,
+        &items,
+        &w.item_tokens,
+        &examples,
+        &w.builder,
+        &options,
+        &device,
+        &NoProgress,
+    )
+    .unwrap();
+    let cached = evaluate_vectors(&items, &users, &examples, &options, &NoProgress).unwrap();
+    assert_eq!(direct.ranks, cached.ranks);
+    assert_eq!(direct.metrics, cached.metrics);
+    let err = evaluate_vectors(&items, &users, &examples[1..], &options, &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("user vectors"), "{err}");
 }

@@ -15,6 +15,7 @@
 //! leftover micro-batches carry their gradients into the next epoch.
 
 mod eval;
+pub mod item_matrix;
 mod sampling;
 mod state;
 mod trainer;
@@ -105,42 +106,13 @@ pub fn finetune<B: AutodiffBackend>(
     };
     let mut stepper = OptimizerStepper::<B, RecformerModel<B>>::new(stepper_config);
 
-    let resuming = run.has_state();
-    let mut trainer = Trainer::<B> {
-        config,
-        model_config,
-        data,
-        run,
-        device,
-        progress,
-        state: FinetuneState {
-            stage: 1,
-            epoch: 0,
-            optimizer_steps: 0,
-            pending_micro_batches: 0,
-            patience_left: config.patience_stage1,
-            best: None,
-            last_dir: None,
-            events_logged: 0,
-            counter: 0,
-            zero_shot: None,
-            result: None,
-        },
-    };
+    let mut trainer = Trainer::<B>::new(config, model_config, data, run, device, progress);
+    if config.variant == FinetuneVariant::ItemMatrix {
+        return item_matrix::finetune_item_matrix(trainer, model, control);
+    }
 
     let mut items: Tensor<B::InnerBackend, 2>;
-    if resuming {
-        let saved: FinetuneConfig = checkpoint::load_json(&run.path(run_dir::TRAIN_CONFIG_FILE))?;
-        if &saved != config {
-            return Err(Error::Resume {
-                path: run.root().to_path_buf(),
-                reason: format!(
-                    "{} differs from the given config",
-                    run_dir::TRAIN_CONFIG_FILE
-                ),
-            });
-        }
-        let state: FinetuneState = checkpoint::load_json(&run.path(run_dir::STATE_FILE))?;
+    if let Some(state) = trainer.resume_state()? {
         if let Some(result) = &state.result {
             return Ok(FinetuneOutcome::Finished(result.clone()));
         }
@@ -166,20 +138,7 @@ pub fn finetune<B: AutodiffBackend>(
         run.truncate_events(state.events_logged)?;
         trainer.state = state;
     } else {
-        // no state: anything logged by an earlier, killed attempt is void
-        run.truncate_events(0)?;
-        run.save_json(run_dir::TRAIN_CONFIG_FILE, config)?;
-        model_config.save_json(run.path(run_dir::MODEL_CONFIG_FILE))?;
-        // The initial matrix I0 (zero-shot item representations).
-        items = encode_items_with(&model, data, config.encode_batch_size, device, progress);
-        if config.initial_test_eval || config.variant == FinetuneVariant::TrainingOnly {
-            let ev = trainer.eval(&model, &items, Split::Test)?;
-            let mut e = MetricsEvent::new("test", "zero-shot", 0, 0);
-            e.split = Some("test".into());
-            e.metrics = Some(ev.metrics);
-            trainer.log(e)?;
-            trainer.state.zero_shot = Some(ev.metrics);
-        }
+        items = trainer.start_fresh(&model)?;
         if config.variant == FinetuneVariant::TrainingOnly {
             let ev = trainer.eval(&model, &items, Split::Val)?;
             let mut e = MetricsEvent::new("eval", "zero-shot", 0, 0);
@@ -191,7 +150,7 @@ pub fn finetune<B: AutodiffBackend>(
     }
 
     if config.variant == FinetuneVariant::TrainingOnly {
-        return finish(&mut trainer, model, &mut stepper);
+        return finish(&mut trainer, model, stepper.steps);
     }
 
     let mut epochs_this_call = 0usize;
@@ -261,7 +220,7 @@ pub fn finetune<B: AutodiffBackend>(
                 trainer.state.epoch = 0;
                 trainer.state.patience_left = config.patience_stage2;
             } else {
-                return finish(&mut trainer, model, &mut stepper);
+                return finish(&mut trainer, model, stepper.steps);
             }
         }
         trainer.save_last(&model, &items, &mut stepper)?;
@@ -274,15 +233,16 @@ pub fn finetune<B: AutodiffBackend>(
     }
 }
 
+/// Reloads the best checkpoint, evaluates the test split and writes `result.json`.
 fn finish<B: AutodiffBackend>(
     trainer: &mut Trainer<'_, B>,
     model: RecformerModel<B>,
-    stepper: &mut OptimizerStepper<B, RecformerModel<B>>,
+    optimizer_steps: usize,
 ) -> Result<FinetuneOutcome> {
     let (model, items) = trainer.load_best(model)?;
     let ev = trainer.eval(&model, &items, Split::Test)?;
     let best = trainer.state.best.clone();
-    let mut e = MetricsEvent::new("test", "final", trainer.state.epoch, stepper.steps);
+    let mut e = MetricsEvent::new("test", "final", trainer.state.epoch, optimizer_steps);
     e.split = Some("test".into());
     e.metrics = Some(ev.metrics);
     trainer.log(e)?;
@@ -296,11 +256,11 @@ fn finish<B: AutodiffBackend>(
         best_val: best.map(|b| b.val),
         zero_shot: trainer.state.zero_shot,
         best_model,
-        optimizer_steps: stepper.steps,
+        optimizer_steps,
     };
     trainer.run.save_json(run_dir::RESULT_FILE, &result)?;
     trainer.state.result = Some(result.clone());
-    trainer.state.optimizer_steps = stepper.steps;
+    trainer.state.optimizer_steps = optimizer_steps;
     trainer.state.last_dir = None;
     trainer.commit_state()?;
     Ok(FinetuneOutcome::Finished(result))

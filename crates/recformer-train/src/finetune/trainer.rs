@@ -9,12 +9,12 @@ use rand_chacha::ChaCha8Rng;
 use recformer_data::Split;
 use recformer_model::{l2_normalize, save_safetensors, RecformerConfig, RecformerModel};
 
-use super::eval::evaluate_split;
+use super::eval::{encode_items_with, evaluate_split};
 use super::sampling::sample_epoch;
 use super::state::{BestCheckpoint, FinetuneState};
 use super::FinetuneData;
 use crate::checkpoint;
-use crate::config::FinetuneConfig;
+use crate::config::{FinetuneConfig, FinetuneVariant};
 use crate::error::{Error, Result};
 use crate::evaluate::{EvalOptions, Evaluation};
 use crate::loss::finetune_loss;
@@ -52,6 +52,90 @@ pub(super) struct Trainer<'a, B: AutodiffBackend> {
 }
 
 impl<'a, B: AutodiffBackend> Trainer<'a, B> {
+    /// A trainer with the fresh state of a new run (stage 1, epoch 0, stage-1 patience).
+    pub(super) fn new(
+        config: &'a FinetuneConfig,
+        model_config: &'a RecformerConfig,
+        data: &'a FinetuneData<'a>,
+        run: &'a RunDir,
+        device: &'a B::Device,
+        progress: &'a dyn Progress,
+    ) -> Self {
+        Self {
+            config,
+            model_config,
+            data,
+            run,
+            device,
+            progress,
+            state: FinetuneState {
+                stage: 1,
+                epoch: 0,
+                optimizer_steps: 0,
+                pending_micro_batches: 0,
+                patience_left: config.patience_stage1,
+                best: None,
+                last_dir: None,
+                events_logged: 0,
+                counter: 0,
+                zero_shot: None,
+                result: None,
+            },
+        }
+    }
+
+    /// The saved state of the run directory, if it has one; its saved training config must equal
+    /// this trainer's.
+    pub(super) fn resume_state(&self) -> Result<Option<FinetuneState>> {
+        if !self.run.has_state() {
+            return Ok(None);
+        }
+        let saved: FinetuneConfig =
+            checkpoint::load_json(&self.run.path(run_dir::TRAIN_CONFIG_FILE))?;
+        if &saved != self.config {
+            return Err(Error::Resume {
+                path: self.run.root().to_path_buf(),
+                reason: format!(
+                    "{} differs from the given config",
+                    run_dir::TRAIN_CONFIG_FILE
+                ),
+            });
+        }
+        Ok(Some(checkpoint::load_json(
+            &self.run.path(run_dir::STATE_FILE),
+        )?))
+    }
+
+    /// Starts a new run: voids what a killed earlier attempt logged, writes the configs, encodes
+    /// the initial item matrix I0 and (if configured, or for the training-only variant) logs
+    /// the zero-shot test evaluation. Returns I0.
+    pub(super) fn start_fresh(
+        &mut self,
+        model: &RecformerModel<B>,
+    ) -> Result<Tensor<B::InnerBackend, 2>> {
+        self.run.truncate_events(0)?;
+        self.run
+            .save_json(run_dir::TRAIN_CONFIG_FILE, self.config)?;
+        self.model_config
+            .save_json(self.run.path(run_dir::MODEL_CONFIG_FILE))?;
+        let items = encode_items_with(
+            model,
+            self.data,
+            self.config.encode_batch_size,
+            self.device,
+            self.progress,
+        );
+        if self.config.initial_test_eval || self.config.variant == FinetuneVariant::TrainingOnly {
+            let ev = self.eval(model, &items, Split::Test)?;
+            let mut e = MetricsEvent::new("test", "zero-shot", 0, 0);
+            e.split = Some("test".into());
+            e.metrics = Some(ev.metrics);
+            self.log(e)?;
+            self.state.zero_shot = Some(ev.metrics);
+        }
+        Ok(items)
+    }
+
     pub(super) fn log(&mut self, event: MetricsEvent) -> Result<()> {
         self.run.log_event(&event)?;
         self.progress.on_event(&event);
