@@ -14,8 +14,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use recformer_model::{l2_normalize, LongformerLMHead};
 
-/// Label value ignored by the MLM loss (PyTorch's `ignore_index`).
-pub const IGNORE_INDEX: i64 = -100;
+/// Label value ignored by the MLM loss (PyTorch's `ignore_index`): the label the masking in
+/// `recformer-data` writes for unmasked positions, one constant for both crates.
+pub use recformer_data::IGNORE_LABEL as IGNORE_INDEX;
 
 /// Cross-entropy (mean) of `logits` against `labels`, ignoring [`IGNORE_INDEX`].
 ///

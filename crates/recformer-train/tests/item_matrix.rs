@@ -166,3 +166,46 @@ fn item_matrix_resume_matches_uninterrupted_run() {
     assert_eq!(a.optimizer_steps, b.optimizer_steps);
     assert_eq!(events(&a_dir), events(&b_dir));
 }
+
+#[test]
+fn items_that_are_never_a_label_keep_their_text_vectors() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let mut w = world(tmp.path());
+    // item 0 only ever opens a training sequence: in train, never a context label
+    for seq in w.dataset.train.values_mut() {
+        seq.retain(|&i| i != 0);
+    }
+    w.dataset.train.get_mut(&0).unwrap().insert(0, 0);
+    let dir = tmp.path().join("run");
+    let FinetuneOutcome::Finished(_) = run(&w, &dir, &config(), None) else {
+        panic!("must finish");
+    };
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    let best = dir.join(state["best"]["dir"].as_str().unwrap());
+    let device = Default::default();
+    B::seed(&device, 7);
+    let initial = w.model_config.init_model::<B>(&device);
+    let i0 = recformer_train::encode_all_items(
+        &initial.valid(),
+        &w.item_tokens,
+        &w.builder,
+        5,
+        &device,
+        &NoProgress,
+    );
+    let items =
+        checkpoint::load_item_matrix::<common::Inner>(&best.join("items.safetensors"), &device)
+            .unwrap();
+    let h = w.model_config.hidden_size;
+    let row = |t: &burn::tensor::Tensor<common::Inner, 2>, r: usize| {
+        t.clone().slice([r..r + 1, 0..h]).into_data()
+    };
+    assert_eq!(row(&items, 0), row(&i0, 0), "item 0 kept its text vector");
+    let moved: f32 = (items.slice([1..12, 0..h]) - i0.slice([1..12, 0..h]))
+        .abs()
+        .max()
+        .into_scalar();
+    assert!(moved > 1e-3, "the label items were trained ({moved})");
+}

@@ -8,7 +8,9 @@
 //!            history train[..t], label train[t], t = 1..len-1 (what the official sampler can
 //!            draw, minus the empty history), encoded once by the frozen encoder
 //! val users encoded once (up to max_eval_users)
-//! I = I0, a parameter; every epoch: contexts shuffled; per batch the finetuning loss
+//! I = I0, a parameter; rows of items that are never a context label stay at I0 (they would only
+//!     ever be pushed away as negatives: cold items would sink to the bottom of every ranking)
+//! every epoch: contexts shuffled; per batch the finetuning loss
 //!     CE(cos(context, I) / temp) over all items, gradient into I only; AdamW + schedule
 //!     every `verbose` epochs: val eval of the cached vectors against I; best -> saved;
 //!     `patience_stage1` evaluations without improvement, or `num_train_epochs`, end the run
@@ -192,6 +194,17 @@ fn run<B: AutodiffBackend>(
         max_users: None,
     };
 
+    // 1 for the rows that are some context's label (trained), 0 for the rest (kept as they are:
+    // at I0, also on resume, since they never change)
+    let n = items.dims()[0];
+    let mut is_label = vec![0.0f32; n];
+    for &l in &labels {
+        is_label[l] = 1.0;
+    }
+    let trained =
+        Tensor::<B, 2>::from_inner(Tensor::from_data(TensorData::new(is_label, [n, 1]), device));
+    let kept = Tensor::<B, 2>::from_inner(items.clone()) * trained.clone().neg().add_scalar(1.0);
+    let matrix = |p: &ItemMatrixParam<B>| p.weight.val() * trained.clone() + kept.clone();
     let mut param = ItemMatrixParam::new(Tensor::<B, 2>::from_inner(items));
     let mut epochs_this_call = 0usize;
     loop {
@@ -214,7 +227,7 @@ fn run<B: AutodiffBackend>(
             let chunk_labels: Vec<usize> = chunk.iter().map(|&i| labels[i]).collect();
             let loss = finetune_loss(
                 seq,
-                l2_normalize(param.weight.val()),
+                l2_normalize(matrix(&param)),
                 &chunk_labels,
                 trainer.model_config.temp,
                 config.loss_chunk_size,
@@ -232,7 +245,7 @@ fn run<B: AutodiffBackend>(
         e.lr = Some(stepper.last_lr);
         trainer.log(e)?;
 
-        let items_now = param.weight.val().inner();
+        let items_now = matrix(&param).inner();
         let mut over = trainer.state.epoch >= config.num_train_epochs;
         if (epoch + 1).is_multiple_of(config.verbose) || over {
             let ev = evaluate_vectors(&items_now, &val_users, &val, &options, progress)?;
