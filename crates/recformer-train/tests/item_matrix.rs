@@ -8,11 +8,11 @@ use std::path::Path;
 
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::Backend;
-use common::{world, World, B};
+use common::{run_finetune, world, World, B};
 use recformer_train::finetune::item_matrix::training_contexts;
-use recformer_train::finetune::{FinetuneData, FinetuneOutcome, RunControl};
+use recformer_train::finetune::FinetuneOutcome;
 use recformer_train::{
-    checkpoint, finetune, FinetuneConfig, FinetuneVariant, MetricsEvent, NoProgress, RunDir,
+    checkpoint, FinetuneConfig, FinetuneVariant, MetricsEvent, NoProgress, RunDir,
 };
 
 /// The backend RNG (init) is process-global: tests that train must not interleave.
@@ -34,32 +34,36 @@ fn config() -> FinetuneConfig {
     }
 }
 
-fn run(w: &World, dir: &Path, config: &FinetuneConfig, stop: Option<usize>) -> FinetuneOutcome {
-    let device = Default::default();
-    B::seed(&device, 7);
-    let model = w.model_config.init_model::<B>(&device);
-    let data = FinetuneData {
-        dataset: &w.dataset,
-        item_tokens: &w.item_tokens,
-        builder: w.builder,
-    };
-    finetune(
-        model,
-        &w.model_config,
-        config,
-        &data,
-        &RunDir::create(dir).unwrap(),
-        &device,
-        &RunControl {
-            stop_after_epochs: stop,
-        },
-        &NoProgress,
-    )
-    .unwrap()
-}
-
 fn events(dir: &Path) -> Vec<MetricsEvent> {
     RunDir::create(dir).unwrap().read_events().unwrap()
+}
+
+/// The item matrix of the run's best checkpoint and the initial model's I0.
+fn best_and_initial_items(
+    w: &World,
+    dir: &Path,
+) -> (
+    burn::tensor::Tensor<common::Inner, 2>,
+    burn::tensor::Tensor<common::Inner, 2>,
+) {
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    let best = dir.join(state["best"]["dir"].as_str().unwrap());
+    let device = Default::default();
+    B::seed(&device, 7);
+    let initial = w.model_config.init_model::<B>(&device);
+    let items =
+        checkpoint::load_item_matrix::<common::Inner>(&best.join("items.safetensors"), &device)
+            .unwrap();
+    let i0 = recformer_train::encode_all_items(
+        &initial.valid(),
+        &w.item_tokens,
+        &w.builder,
+        5,
+        &device,
+        &NoProgress,
+    );
+    (items, i0)
 }
 
 #[test]
@@ -87,7 +91,7 @@ fn encoder_stays_frozen_while_the_item_matrix_learns() {
     let tmp = tempfile::tempdir().unwrap();
     let w = world(tmp.path());
     let dir = tmp.path().join("run");
-    let FinetuneOutcome::Finished(result) = run(&w, &dir, &config(), None) else {
+    let FinetuneOutcome::Finished(result) = run_finetune(&w, &dir, &config(), None) else {
         panic!("must finish");
     };
     let ev = events(&dir);
@@ -147,7 +151,7 @@ fn item_matrix_resume_matches_uninterrupted_run() {
         ..config()
     };
     let a_dir = tmp.path().join("a");
-    let FinetuneOutcome::Finished(a) = run(&w, &a_dir, &config, None) else {
+    let FinetuneOutcome::Finished(a) = run_finetune(&w, &a_dir, &config, None) else {
         panic!("uninterrupted run must finish");
     };
     let b_dir = tmp.path().join("b");
@@ -155,7 +159,7 @@ fn item_matrix_resume_matches_uninterrupted_run() {
     let b = loop {
         calls += 1;
         assert!(calls < 10, "run never finishes");
-        match run(&w, &b_dir, &config, Some(1)) {
+        match run_finetune(&w, &b_dir, &config, Some(1)) {
             FinetuneOutcome::Finished(r) => break r,
             FinetuneOutcome::Interrupted(state) => assert!(state.result.is_none()),
         }
@@ -178,26 +182,10 @@ fn items_that_are_never_a_label_keep_their_text_vectors() {
     }
     w.dataset.train.get_mut(&0).unwrap().insert(0, 0);
     let dir = tmp.path().join("run");
-    let FinetuneOutcome::Finished(_) = run(&w, &dir, &config(), None) else {
+    let FinetuneOutcome::Finished(_) = run_finetune(&w, &dir, &config(), None) else {
         panic!("must finish");
     };
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
-    let best = dir.join(state["best"]["dir"].as_str().unwrap());
-    let device = Default::default();
-    B::seed(&device, 7);
-    let initial = w.model_config.init_model::<B>(&device);
-    let i0 = recformer_train::encode_all_items(
-        &initial.valid(),
-        &w.item_tokens,
-        &w.builder,
-        5,
-        &device,
-        &NoProgress,
-    );
-    let items =
-        checkpoint::load_item_matrix::<common::Inner>(&best.join("items.safetensors"), &device)
-            .unwrap();
+    let (items, i0) = best_and_initial_items(&w, &dir);
     let h = w.model_config.hidden_size;
     let row = |t: &burn::tensor::Tensor<common::Inner, 2>, r: usize| {
         t.clone().slice([r..r + 1, 0..h]).into_data()

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
-use common::{world, World, B};
+use common::{run_finetune, world, B};
 use recformer_train::finetune::{FinetuneData, FinetuneOutcome, RunControl};
 use recformer_train::pretrain::PretrainData;
 use recformer_train::{
@@ -36,35 +36,6 @@ fn ft_config() -> FinetuneConfig {
         encode_batch_size: 5,
         ..FinetuneConfig::default()
     }
-}
-
-fn run_finetune(
-    w: &World,
-    dir: &Path,
-    config: &FinetuneConfig,
-    stop: Option<usize>,
-) -> FinetuneOutcome {
-    let device = Default::default();
-    B::seed(&device, 7);
-    let model = w.model_config.init_model::<B>(&device);
-    let data = FinetuneData {
-        dataset: &w.dataset,
-        item_tokens: &w.item_tokens,
-        builder: w.builder,
-    };
-    finetune(
-        model,
-        &w.model_config,
-        config,
-        &data,
-        &RunDir::create(dir).unwrap(),
-        &device,
-        &RunControl {
-            stop_after_epochs: stop,
-        },
-        &NoProgress,
-    )
-    .unwrap()
 }
 
 fn events(dir: &Path) -> Vec<MetricsEvent> {

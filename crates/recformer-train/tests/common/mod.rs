@@ -103,3 +103,35 @@ pub fn world(dir: &Path) -> World {
         builder,
     }
 }
+
+/// Finetunes a fresh tiny model (backend seed 7) on `w` in `dir`, stopping after `stop` epochs
+/// of this call when given.
+pub fn run_finetune(
+    w: &World,
+    dir: &Path,
+    config: &recformer_train::FinetuneConfig,
+    stop: Option<usize>,
+) -> recformer_train::FinetuneOutcome {
+    use burn::tensor::backend::Backend;
+    let device = Default::default();
+    B::seed(&device, 7);
+    let model = w.model_config.init_model::<B>(&device);
+    let data = recformer_train::FinetuneData {
+        dataset: &w.dataset,
+        item_tokens: &w.item_tokens,
+        builder: w.builder,
+    };
+    recformer_train::finetune(
+        model,
+        &w.model_config,
+        config,
+        &data,
+        &recformer_train::RunDir::create(dir).unwrap(),
+        &device,
+        &recformer_train::RunControl {
+            stop_after_epochs: stop,
+        },
+        &recformer_train::NoProgress,
+    )
+    .unwrap()
+}
