@@ -1,4 +1,5 @@
-//! Encoder throughput measurement shared by `benches/throughput.rs` and `recformer bench`:
+//! Encoder throughput measurement used by `recformer bench` (and its
+//! synthetic inputs by the criterion benches, `benches/backends.rs`):
 //! forward (item/sequence encoding) and a full training step (forward + in-batch contrastive
 //! loss + backward + AdamW) on synthetic full-length inputs.
 //!

@@ -25,7 +25,7 @@ pub enum Error {
         what: String,
     },
     /// A `--preset` name is not one of [`crate::presets::NAMES`].
-    #[error("unknown preset `{name}` (expected base, mini, small or tiny)")]
+    #[error("unknown preset `{name}` (expected base, mini, minilm, small or tiny)")]
     UnknownPreset {
         /// The name given.
         name: String,

@@ -2,18 +2,15 @@
 //!
 //! Every subcommand prints its results on stdout (tables or JSON) and its progress on stderr.
 
+mod alloc;
 mod cli;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc keeps freed tensor buffers for reuse; glibc malloc returns every large one to the OS
-/// and pays page faults and zeroing on the next allocation (docs/performance.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
+    alloc::keep_freed_memory();
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -38,4 +35,29 @@ fn describe(err: &anyhow::Error) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::alloc::{keep_freed_memory, MI_OPTION_PURGE_DELAY};
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn the_allocator_option_index_is_purge_delay() {
+        // purge_delay defaults to 1000 ms in mimalloc v3; its neighbours (eager_commit_delay,
+        // use_numa_nodes) default to 1 and 0. A wrong index would read one of those.
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        // SAFETY: reads one integer option.
+        let before = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        assert_eq!(
+            before, 1000,
+            "option {MI_OPTION_PURGE_DELAY} is not purge_delay"
+        );
+        keep_freed_memory();
+        // SAFETY: as above.
+        let after = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        assert_eq!(after, -1);
+    }
 }

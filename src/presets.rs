@@ -1,5 +1,7 @@
-//! Named model shapes (`--preset`): the paper's `base`, the seed's `mini`, a CPU-friendly `small`
-//! for catalogues trained from scratch, and the test-sized `tiny`.
+//! Named model shapes (`--preset`): the paper's `base`, the seed's `mini`, the shape of
+//! all-MiniLM-L6-v2 as `recformer init --max-tokens 64` converts it (`minilm`, what the Scientific
+//! recipe trains), a CPU-friendly `small` for catalogues trained from scratch, and the test-sized
+//! `tiny`.
 
 use recformer_data::RecformerTokenizer;
 use recformer_model::RecformerConfig;
@@ -7,13 +9,14 @@ use recformer_model::RecformerConfig;
 use crate::error::{Error, Result};
 
 /// The preset names, in the order `--help` lists them.
-pub const NAMES: [&str; 4] = ["base", "mini", "small", "tiny"];
+pub const NAMES: [&str; 5] = ["base", "mini", "minilm", "small", "tiny"];
 
 /// The config of a named preset (random-init shapes; vocabulary as in the preset).
 pub fn by_name(name: &str) -> Result<RecformerConfig> {
     Ok(match name {
         "base" => RecformerConfig::base(),
         "mini" => RecformerConfig::mini(),
+        "minilm" => minilm(),
         "small" => small(),
         "tiny" => RecformerConfig::tiny(),
         other => {
@@ -38,6 +41,19 @@ pub fn small() -> RecformerConfig {
     c.max_attr_length = 16;
     c.hidden_dropout_prob = 0.1;
     c.attention_probs_dropout_prob = 0.1;
+    c
+}
+
+/// The shape of all-MiniLM-L6-v2 converted by `recformer init --max-tokens 64` (BERT vocabulary,
+/// 6 layers × 384, 12 heads, FFN 1536, window 64, 64 tokens): random weights of the model that
+/// `scripts/reproduce-scientific.sh` trains, for benchmarks.
+pub fn minilm() -> RecformerConfig {
+    let mut c = RecformerConfig::mini();
+    c.hidden_size = 384;
+    c.num_attention_heads = 12;
+    c.intermediate_size = 1536;
+    c.max_token_num = 64;
+    c.max_position_embeddings = 513;
     c
 }
 

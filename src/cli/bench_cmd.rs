@@ -11,7 +11,7 @@ pub struct BenchArgs {
     /// cpu (the default CPU backend), flex, ndarray, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Model shape: base, mini, small or tiny (random weights).
+    /// Model shape: base, mini, minilm, small or tiny (random weights).
     #[arg(long, default_value = "mini")]
     pub preset: String,
     /// Sequences per batch.

@@ -66,7 +66,7 @@ pub struct PretrainArgs {
     /// Tokenizer directory for a fresh model (tokenizer.json, vocab.json + merges.txt, or vocab.txt).
     #[arg(long, required_unless_present = "model")]
     pub tokenizer: Option<PathBuf>,
-    /// Architecture of a fresh model: base, mini, small or tiny.
+    /// Architecture of a fresh model: base, mini, minilm, small or tiny.
     #[arg(long, default_value = "mini")]
     pub preset: String,
     /// Stop after this many optimizer steps.

@@ -44,7 +44,7 @@ impl<B: Backend> LongformerLMHead<B> {
         }
     }
 
-    fn logits<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
+    fn logits(&self, hidden: Tensor<B, 2>) -> Tensor<B, 2> {
         let x = self.layer_norm.forward(gelu(self.dense.forward(hidden)));
         self.decoder.forward(x) + self.bias.val().unsqueeze()
     }
@@ -52,7 +52,11 @@ impl<B: Backend> LongformerLMHead<B> {
     /// # Shapes
     /// - hidden: `[batch, seq_len, hidden]` -> logits `[batch, seq_len, vocab]`
     pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.logits(hidden)
+        // One 2-D matmul over all tokens (see `token_linear`).
+        let [batch, seq_len, h] = hidden.dims();
+        let logits = self.logits(hidden.reshape([batch * seq_len, h]));
+        let vocab = logits.dims()[1];
+        logits.reshape([batch, seq_len, vocab])
     }
 
     /// Logits only for selected rows (e.g. the masked positions gathered by the caller), which

@@ -9,6 +9,7 @@ use burn::tensor::{backend::Backend, Tensor};
 use crate::attention::{AttentionImpl, AttentionMasks, LongformerSelfAttention};
 use crate::config::RecformerConfig;
 use crate::init::linear;
+use crate::token_linear::per_token;
 
 /// `LN(input + Dropout(Dense(hidden)))` after the attention (HF keys `attention.output.*`).
 #[derive(Module, Debug)]
@@ -37,7 +38,7 @@ impl<B: Backend> LongformerSelfOutput<B> {
     /// # Shapes
     /// - hidden_states, input_tensor: `[batch, seq_len, hidden]` -> same
     pub fn forward(&self, hidden_states: Tensor<B, 3>, input_tensor: Tensor<B, 3>) -> Tensor<B, 3> {
-        let x = self.dropout.forward(self.dense.forward(hidden_states));
+        let x = self.dropout.forward(per_token(&self.dense, hidden_states));
         self.layer_norm.forward(x + input_tensor)
     }
 }
@@ -99,7 +100,7 @@ impl<B: Backend> LongformerIntermediate<B> {
     /// # Shapes
     /// - `[batch, seq_len, hidden]` -> `[batch, seq_len, intermediate]`
     pub fn forward(&self, hidden_states: Tensor<B, 3>) -> Tensor<B, 3> {
-        gelu(self.dense.forward(hidden_states))
+        gelu(per_token(&self.dense, hidden_states))
     }
 }
 
@@ -137,7 +138,7 @@ impl<B: Backend> LongformerOutput<B> {
     /// - hidden_states: `[batch, seq_len, intermediate]`, input_tensor: `[batch, seq_len, hidden]`
     /// - output: `[batch, seq_len, hidden]`
     pub fn forward(&self, hidden_states: Tensor<B, 3>, input_tensor: Tensor<B, 3>) -> Tensor<B, 3> {
-        let x = self.dropout.forward(self.dense.forward(hidden_states));
+        let x = self.dropout.forward(per_token(&self.dense, hidden_states));
         self.layer_norm.forward(x + input_tensor)
     }
 }

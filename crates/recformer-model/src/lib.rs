@@ -44,6 +44,7 @@ pub mod loader;
 pub mod model;
 pub mod pretrained;
 pub mod similarity;
+mod token_linear;
 
 pub use attention::{AttentionImpl, AttentionMasks, LongformerSelfAttention};
 pub use config::RecformerConfig;

@@ -11,6 +11,7 @@ use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 
 use crate::config::RecformerConfig;
 use crate::init::linear;
+use crate::token_linear::per_token;
 
 /// Score given to disallowed (query, key) pairs before the softmax: HF uses
 /// `torch.finfo(torch.float32).min` for the window and global masks
@@ -156,9 +157,9 @@ impl<B: Backend> LongformerSelfAttention<B> {
         let scale = (self.head_dim as f64).sqrt();
         let w = self.one_sided_attn_window_size;
 
-        let query = self.split_heads(self.query.forward(hidden_states.clone())) / scale;
-        let key = self.split_heads(self.key.forward(hidden_states.clone()));
-        let value = self.split_heads(self.value.forward(hidden_states.clone()));
+        let query = self.split_heads(per_token(&self.query, hidden_states.clone())) / scale;
+        let key = self.split_heads(per_token(&self.key, hidden_states.clone()));
+        let value = self.split_heads(per_token(&self.value, hidden_states.clone()));
 
         let sliding = attention_impl.use_sliding(masks, l, w);
         let local = if sliding {
@@ -178,13 +179,15 @@ impl<B: Backend> LongformerSelfAttention<B> {
         let output = if !masks.any_global {
             local
         } else {
-            let global_key = self.split_heads(self.key_global.forward(hidden_states.clone()));
-            let global_value = self.split_heads(self.value_global.forward(hidden_states.clone()));
+            let global_key = self.split_heads(per_token(&self.key_global, hidden_states.clone()));
+            let global_value =
+                self.split_heads(per_token(&self.value_global, hidden_states.clone()));
             let heads = [b, self.num_heads, l, self.head_dim];
-            if sliding {
-                // Only token 0 can be global here: one global query row.
+            if masks.global_only_first {
+                // Only token 0 can be global (RecFormer's pattern): one global query row, on both
+                // paths. The other rows' global outputs would be discarded by the merge below.
                 let first = hidden_states.slice([0..b, 0..1, 0..hidden]);
-                let global_query = self.split_heads(self.query_global.forward(first)) / scale;
+                let global_query = self.split_heads(per_token(&self.query_global, first)) / scale;
                 let global_out = reference::global_attention(
                     global_query,
                     global_key,
@@ -205,7 +208,7 @@ impl<B: Backend> LongformerSelfAttention<B> {
                 local.slice_assign([0..b, 0..self.num_heads, 0..1, 0..self.head_dim], row0)
             } else {
                 let global_query =
-                    self.split_heads(self.query_global.forward(hidden_states)) / scale;
+                    self.split_heads(per_token(&self.query_global, hidden_states)) / scale;
                 let global_out = reference::global_attention(
                     global_query,
                     global_key,

@@ -1,0 +1,24 @@
+//! A `Linear` applied to every token of a `[batch, seq_len, d_input]` tensor as one 2-D matmul.
+//!
+//! Burn's `Linear::forward` on a rank-3 input runs a *batched* matmul with the weight broadcast to
+//! every sequence. The CPU backends then pack the weight again for every sequence (NdArray:
+//! `matrixmultiply::packing` was 10% of an item-encoding profile, docs/performance.md), and the
+//! backward builds one `[d_input, d_output]` weight gradient per sequence before summing them.
+//! Flattening the tokens first gives one `[batch·seq_len, d_input] × [d_input, d_output]` GEMM
+//! forward and one per gradient. The products are the same; only the order in which the weight
+//! gradient's terms are summed changes.
+
+use burn::nn::Linear;
+use burn::tensor::{backend::Backend, Tensor};
+
+/// `layer` on every token.
+///
+/// # Shapes
+/// - x: `[batch, seq_len, d_input]`
+/// - output: `[batch, seq_len, d_output]`
+pub(crate) fn per_token<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [batch, seq_len, d_input] = x.dims();
+    let y = layer.forward(x.reshape([batch * seq_len, d_input]));
+    let d_output = y.dims()[1];
+    y.reshape([batch, seq_len, d_output])
+}
