@@ -437,7 +437,13 @@ fn demo_runs_the_whole_pipeline_on_a_dataset_directory() {
     assert_eq!(summary["users"], 40);
     assert_eq!(summary["items"], 30);
     let ndcg = summary["recformer"]["NDCG@10"].as_f64().unwrap();
+    let random = summary["random"]["NDCG@10"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&ndcg), "{summary}");
+    // The generated catalogue has structure the model can learn; the random baseline does not.
+    assert!(
+        ndcg > random,
+        "finetuned {ndcg} vs random {random}: {summary}"
+    );
     assert!(out.join("finetune/model/model.safetensors").is_file());
     assert!(out.join("finetune/metrics.png").is_file());
 }

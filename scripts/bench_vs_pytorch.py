@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Side-by-side CPU timing: the RecFormer architecture in PyTorch vs `recformer bench`, one run.
+
+    python3 scripts/bench_vs_pytorch.py [--recformer PATH] [--threads 2] [--steps 3]
+
+Never needed by CI. It uses the virtual environment of the parity fixtures (default `<repo>/.venv`,
+made by `crates/recformer-model/scripts/gen_fixtures.py`; override with `RECFORMER_VENV`) and the
+PyTorch model classes of that script, which follow the official `recformer/models.py`
+(`RecformerEmbeddings` + HF transformers 4.28 `LongformerEncoder` + CLS pooler).
+
+For each shape it times, with random weights and full-length synthetic inputs (first token global):
+- forward: the encoder under `torch.no_grad()` / the Rust model without autodiff;
+- train step: forward, in-batch cosine logits / temp against the detached vectors, mean, backward,
+  AdamW step (what `recformer bench` does);
+and the peak RSS of the process doing both. Each measurement runs in its own process (PyTorch in
+a worker of this script, Rust as `recformer bench`), one after the other on the same machine, so
+the table compares like with like. Shapes: `minilm` (6 x 384, 12 heads, FFN 1536, 64 x 64 tokens:
+the Scientific recipe's encoder), `mini` (6 x 256, 4 heads, FFN 1024, 8 x 512 tokens).
+
+Prints a markdown table with the ratios (PyTorch time / ours: above 1 means ours is faster).
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VENV = Path(os.environ.get("RECFORMER_VENV", REPO / ".venv"))
+FIXTURE_SCRIPT = REPO / "crates" / "recformer-model" / "scripts" / "gen_fixtures.py"
+
+# name: (layers, hidden, heads, ffn, window, batch, tokens)
+SHAPES = {
+    "minilm": (6, 384, 12, 1536, 64, 64, 64),
+    "mini": (6, 256, 4, 1024, 64, 8, 512),
+}
+
+
+def ensure_venv() -> None:
+    if Path(sys.prefix).resolve() == VENV.resolve():
+        return
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        sys.exit(f"no venv at {VENV}: run {FIXTURE_SCRIPT} once to create it (torch + transformers 4.28)")
+    os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
+
+
+def torch_worker(shape: str, threads: int, steps: int, warmup: int) -> dict:
+    """Times one shape in PyTorch (this process) and returns seconds per forward / train step."""
+    import torch
+
+    torch.set_num_threads(threads)
+    spec = importlib.util.spec_from_file_location("gen_fixtures", FIXTURE_SCRIPT)
+    fx = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fx)  # defines the classes; its main() is not run
+
+    layers, hidden, heads, ffn, window, batch, tokens = SHAPES[shape]
+    config = dict(fx.CONFIG)
+    config.update(
+        vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        intermediate_size=ffn, attention_window=[window] * layers, max_token_num=tokens,
+        max_position_embeddings=tokens + 2, pad_token_id=0, max_item_embeddings=51, layer_norm_eps=1e-12,
+    )
+    model = fx.RecformerModel(fx.RecformerConfig(**config))
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 30000, (batch, tokens), generator=g)
+    ids[:, 0] = 101
+    attention = torch.ones(batch, tokens, dtype=torch.long)
+    glob = torch.zeros(batch, tokens, dtype=torch.long)
+    glob[:, 0] = 1
+    types = torch.full((batch, tokens), 2, dtype=torch.long)
+    types[:, 0] = 0
+    items = torch.clamp((torch.arange(tokens) + 29) // 30, max=50).repeat(batch, 1)
+    args = (ids, attention, glob, types, items)
+
+    def encode():
+        out = model(*args)
+        return out[1] if isinstance(out, tuple) else out.pooler_output
+
+    model.eval()
+    with torch.no_grad():
+        for _ in range(warmup):
+            encode()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            encode()
+        forward_s = (time.perf_counter() - t0) / steps
+
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-5, eps=1e-8, weight_decay=0.0)
+
+    def step():
+        z = encode()
+        zn = torch.nn.functional.normalize(z, dim=-1)
+        logits = zn @ torch.nn.functional.normalize(z.detach(), dim=-1).T / 0.05
+        loss = logits.mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.item()
+
+    for _ in range(warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    train_s = (time.perf_counter() - t0) / steps
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"forward_s": forward_s, "train_s": train_s, "peak_mib": peak_mib}
+
+
+def run_torch(shape: str, threads: int, steps: int, warmup: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", shape, "--threads", str(threads),
+         "--steps", str(steps), "--warmup", str(warmup)],
+        check=True, capture_output=True, text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_rust(binary: str, device: str, shape: str, threads: int, steps: int, warmup: int) -> dict:
+    _, _, _, _, _, batch, tokens = SHAPES[shape]
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    cmd = ["/usr/bin/time", "-f", "peak_kib=%M", binary, "bench", "--device", device, "--preset", shape,
+           "--batch", str(batch), "--tokens", str(tokens), "--steps", str(steps), "--warmup", str(warmup)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    row = [line for line in out.stdout.splitlines() if line.startswith(f"| {device} |")][-1]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    peak = int(re.search(r"peak_kib=(\d+)", out.stderr).group(1))
+    return {"forward_s": float(cells[3]) / 1e3, "train_s": float(cells[6]) / 1e3, "peak_mib": peak / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--recformer", default=os.environ.get("RECFORMER", str(
+        Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "release" / "recformer")))
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--shapes", default="minilm,mini")
+    parser.add_argument("--devices", default="ndarray,flex")
+    parser.add_argument("--worker")
+    a = parser.parse_args()
+    if a.worker:
+        print(json.dumps(torch_worker(a.worker, a.threads, a.steps, a.warmup)))
+        return
+
+    import platform
+
+    import torch
+    import transformers
+
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    print(f"machine: {cpu}, {os.cpu_count()} cores; threads {a.threads}; steps {a.steps} (+{a.warmup} warm-up)")
+    print(f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), transformers "
+          f"{transformers.__version__}, python {platform.python_version()}; recformer: {a.recformer}")
+    print()
+    print("| shape | batch x tokens | work | PyTorch | " + " | ".join(
+        f"ours, {d} | ratio" for d in a.devices.split(",")) + " |")
+    print("|---|---|---|---|" + "---|---|" * len(a.devices.split(",")))
+    for shape in a.shapes.split(","):
+        _, _, _, _, _, batch, tokens = SHAPES[shape]
+        ref = run_torch(shape, a.threads, a.steps, a.warmup)
+        ours = {d: run_rust(a.recformer, d, shape, a.threads, a.steps, a.warmup) for d in a.devices.split(",")}
+        for work, key, unit in [("forward", "forward_s", "s"), ("train step", "train_s", "s"),
+                                ("peak RSS", "peak_mib", "MiB")]:
+            cells = [f"{ref[key]:.3f} {unit}" if unit == "s" else f"{ref[key]:.0f} {unit}"]
+            for d in a.devices.split(","):
+                v = ours[d][key]
+                cells.append(f"{v:.3f} {unit}" if unit == "s" else f"{v:.0f} {unit}")
+                # time: PyTorch / ours (>1 = ours faster); memory: ours / PyTorch (<1 = ours smaller)
+                ratio = ref[key] / v if unit == "s" else v / ref[key]
+                cells.append(f"{ratio:.2f}x")
+            print(f"| {shape} | {batch} x {tokens} | {work} | " + " | ".join(cells) + " |")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    ensure_venv()
+    main()
