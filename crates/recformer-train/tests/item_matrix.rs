@@ -119,17 +119,7 @@ fn encoder_stays_frozen_while_the_item_matrix_learns() {
         saved.embeddings.word_embeddings.weight.val(),
     );
     assert_eq!(a.into_data(), b.into_data(), "encoder unchanged");
-    let items =
-        checkpoint::load_item_matrix::<common::Inner>(&best.join("items.safetensors"), &device)
-            .unwrap();
-    let i0 = recformer_train::encode_all_items(
-        &initial.valid(),
-        &w.item_tokens,
-        &w.builder,
-        5,
-        &device,
-        &NoProgress,
-    );
+    let (items, i0) = best_and_initial_items(&w, &dir);
     let moved: f32 = (items - i0).abs().max().into_scalar();
     assert!(
         moved > 1e-3,
