@@ -24,16 +24,16 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use recformer::bench::{preset, synthetic_input};
-use recformer_data::{ItemTokens, RecformerDataConfig};
+use recformer_data::ItemTokens;
 use recformer_model::{l2_normalize, RecformerConfig, RecformerForPretraining};
 use recformer_train::evaluate::rank_batch;
 use recformer_train::loss::{finetune_loss, iic_loss, mlm_loss_lean};
+use recformer_train::throughput::{preset, synthetic_input};
 use recformer_train::{encode_all_items, InputBuilder, NoProgress};
 
 /// The binary's allocator setup (mimalloc, freed memory kept), so the benches measure what
 /// `recformer` runs.
-#[path = "../src/alloc.rs"]
+#[path = "../crates/recformer-cli/src/alloc.rs"]
 mod alloc;
 
 /// Items in the synthetic catalogue of `finetune_step` and `rank` (Scientific's size).
@@ -112,12 +112,7 @@ fn builder(config: &RecformerConfig) -> InputBuilder {
     InputBuilder {
         cls_token_id: 101,
         pad_token_id: config.pad_token_id as u32,
-        data_config: RecformerDataConfig {
-            max_attr_num: config.max_attr_num,
-            max_attr_length: config.max_attr_length,
-            max_item_embeddings: config.max_item_embeddings,
-            max_token_num: config.max_token_num,
-        },
+        data_config: recformer_train::model_dir::data_config(config),
     }
 }
 

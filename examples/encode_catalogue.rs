@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use recformer::data::{FinetuneDataset, RecformerTokenizer};
 use recformer::model::backend::Cpu;
 use recformer::model::RecformerConfig;
-use recformer::model_dir::data_config;
+use recformer::train::model_dir::data_config;
 use recformer::train::{encode_all_items, InputBuilder, NoProgress};
 
 fn main() -> Result<()> {

@@ -12,14 +12,14 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use recformer::data::{FinetuneDataset, RecformerTokenizer};
-use recformer::demo::synth::{generate, SynthConfig};
 use recformer::model::backend::CpuAutodiff;
 use recformer::model::RecformerConfig;
-use recformer::model_dir::data_config;
+use recformer::train::model_dir::data_config;
 use recformer::train::{
     finetune, FinetuneConfig, FinetuneData, FinetuneOutcome, InputBuilder, NoProgress, RunControl,
     RunDir,
 };
+use recformer_cli::synth::{generate, SynthConfig};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);

@@ -1,102 +1,79 @@
-//! Recommend for a history with the library API, including a cold-start item that exists only
-//! as text.
+//! Recommend for a history with the library API ([`recformer::Recommender`]), including a
+//! cold-start item that exists only as text.
 //!
 //! ```text
-//! cargo run --release --example recommend -- [MODEL_DIR DATASET_DIR]
+//! cargo run --release --example recommend -- [MODEL_DIR]
 //! ```
-//! With a trained model directory (`recformer finetune` writes `RUN/model`) and its dataset the
-//! recommendations are real; without arguments a random small model on a generated catalogue
+//! With a trained model directory (`recformer finetune` writes `RUN/model`, with its item index)
+//! the recommendations are real; without arguments a random small model on a generated catalogue
 //! shows the API (its scores are meaningless).
 
-use std::path::PathBuf;
-
 use anyhow::Result;
-use burn::tensor::Tensor;
 use recformer::data::{FinetuneDataset, ItemMeta, RecformerTokenizer};
-use recformer::demo::synth::{generate, SynthConfig};
 use recformer::model::backend::Cpu;
-use recformer::model::{l2_normalize, RecformerConfig, RecformerModel};
-use recformer::model_dir::data_config;
-use recformer::train::{encode_all_items, InputBuilder, NoProgress};
-use recformer::ModelDir;
+use recformer::model::RecformerConfig;
+use recformer::{ModelSpec, Recommender};
+use recformer_cli::synth::{generate, SynthConfig};
 
 fn main() -> Result<()> {
     let device: burn::tensor::Device<Cpu> = Default::default();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let tmp = tempfile::tempdir()?;
-    let (model, config, tokenizer, data): (
-        RecformerModel<Cpu>,
-        RecformerConfig,
-        RecformerTokenizer,
-        PathBuf,
-    ) = if args.len() == 2 {
-        let md = ModelDir::open(args[0].as_ref())?;
-        let model = md.load::<Cpu>(&device)?.model;
-        (model, md.config, md.tokenizer, PathBuf::from(&args[1]))
-    } else {
-        let dir = tmp.path().join("data");
-        generate(&SynthConfig {
-            num_items: 100,
-            num_users: 20,
-            ..SynthConfig::default()
-        })
-        .write_finetune_layout(&dir)?;
-        let ds = FinetuneDataset::load(&dir)?;
-        let texts = ds
-            .items
-            .iter()
-            .flat_map(|i| i.attrs.iter().map(|(_, v)| v.clone()));
-        let tokenizer = RecformerTokenizer::train_wordpiece(texts, 500, true)?;
-        let mut config = RecformerConfig::tiny();
-        config.vocab_size = tokenizer.vocab_size();
-        config.pad_token_id = tokenizer.pad_token_id() as usize;
-        config.max_position_embeddings = config.max_token_num + config.pad_token_id + 2;
-        (config.init_model::<Cpu>(&device), config, tokenizer, dir)
+    let mut rec = match args.first() {
+        // A model directory serves by itself: weights, tokenizer and the item index.
+        Some(dir) => Recommender::<Cpu>::from_dir(dir.as_ref(), &device)?,
+        None => {
+            let tmp = tempfile::tempdir()?;
+            let dir = tmp.path().join("data");
+            generate(&SynthConfig {
+                num_items: 100,
+                num_users: 20,
+                ..SynthConfig::default()
+            })
+            .write_finetune_layout(&dir)?;
+            let ds = FinetuneDataset::load(&dir)?;
+            let texts = ds
+                .items
+                .iter()
+                .flat_map(|i| i.attrs.iter().map(|(_, v)| v.clone()));
+            let tokenizer = RecformerTokenizer::train_wordpiece(texts, 500, true)?;
+            let spec = ModelSpec::fit(RecformerConfig::tiny(), tokenizer)?;
+            let model = spec.config().init_model::<Cpu>(&device);
+            let catalogue: Vec<(String, ItemMeta)> =
+                ds.item_keys.into_iter().zip(ds.items).collect();
+            Recommender::from_catalogue(spec, model, &catalogue, &device)?
+        }
     };
-    let dataset = FinetuneDataset::load(&data)?;
-    let dcfg = data_config(&config);
-    let mut items = dataset.items.clone();
-    // A brand-new item, never seen in training: RecFormer only needs its text.
-    items.push(ItemMeta::new(
-        "Acmelab Precision digital caliper ACM-999",
-        "Acmelab",
-        "Industrial & Scientific Measuring Tools",
-    ));
-    let tokens = tokenizer.encode_catalogue(&items, &dcfg)?;
-    let builder = InputBuilder::new(&tokenizer, dcfg);
-    let matrix = l2_normalize(encode_all_items(
-        &model,
-        &tokens,
-        &builder,
-        64,
-        &device,
-        &NoProgress,
-    ));
+    let before = rec.encoded_items();
+    // A brand-new item, never seen in training: RecFormer only needs its text, and only this
+    // item is encoded.
+    rec.add_items(&[(
+        "NEW-CALIPER".to_string(),
+        ItemMeta::new(
+            "Acmelab Precision digital caliper ACM-999",
+            "Acmelab",
+            "Industrial & Scientific Measuring Tools",
+        ),
+    )])?;
+    assert_eq!(rec.encoded_items(), before + 1);
 
-    let history = [0usize, 1, 2];
-    let (_, input) = builder.batch::<Cpu>(&[&history[..]], &tokens, &device);
-    let user: Tensor<Cpu, 2> = l2_normalize(model.forward(input).pooler_output);
-    let scores: Vec<f32> = user
-        .matmul(matrix.transpose())
-        .div_scalar(config.temp)
-        .into_data()
-        .convert::<f32>()
-        .into_vec()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let mut order: Vec<usize> = (0..scores.len()).filter(|i| !history.contains(i)).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    println!("history:");
-    for &h in &history {
-        println!("    {}", items[h].title());
+    let history: Vec<&str> = rec.keys()[..3].iter().map(String::as_str).collect();
+    let title = |key: &str| {
+        rec.item(key)
+            .map(|m| m.title().to_string())
+            .unwrap_or_default()
+    };
+    println!("history (oldest first):");
+    for key in &history {
+        println!("    {}", title(key));
     }
-    println!("top 5:");
-    for &i in order.iter().take(5) {
-        let new = if i == items.len() - 1 {
+    println!("top 5 (history excluded):");
+    for r in rec.recommend(&history, 5, true)? {
+        let new = if r.key == "NEW-CALIPER" {
             " (cold-start)"
         } else {
             ""
         };
-        println!("  {:>9.5}  {}{new}", scores[i], items[i].title());
+        println!("  {:>9.5}  {}{new}", r.score, title(&r.key));
     }
     Ok(())
 }

@@ -78,9 +78,9 @@ fn converted_minilm_reproduces_hf_vectors_on_scientific_items() {
     let (md, report) =
         ModelDir::from_pretrained(&data.join("minilm-l6-v2"), out.path(), &options).unwrap();
     assert!(!report.source_had_mlm_head());
-    assert_eq!(md.config.pad_token_id, 0);
-    assert_eq!(md.config.hidden_size, 384);
-    assert_eq!(md.config.max_token_num, 512);
+    assert_eq!(md.config().pad_token_id, 0);
+    assert_eq!(md.config().hidden_size, 384);
+    assert_eq!(md.config().max_token_num, 512);
 
     let dataset = FinetuneDataset::load(&data.join("scientific-recformer")).unwrap();
     let device = Default::default();
@@ -100,11 +100,11 @@ fn converted_minilm_reproduces_hf_vectors_on_scientific_items() {
             .position(|k| k == &item.item)
             .unwrap();
         let tokens = md
-            .tokenizer
+            .tokenizer()
             .encode_catalogue(std::slice::from_ref(&dataset.items[iid]), &md.data_config())
             .unwrap()
             .remove(0);
-        let mut ids = vec![md.tokenizer.cls_token_id()];
+        let mut ids = vec![md.tokenizer().cls_token_id()];
         ids.extend(&tokens.input_ids);
         let mut types = vec![0];
         types.extend(&tokens.token_type_ids);
@@ -137,7 +137,7 @@ fn minilm_tokenizer_json_padding_and_truncation_are_off() {
         !json["padding"].is_null() && !json["truncation"].is_null(),
         "the file pads and truncates"
     );
-    let source = recformer::pretrained::source_tokenizer(&data.join("minilm-l6-v2")).unwrap();
+    let source = recformer::train::model_dir::source_tokenizer(&data.join("minilm-l6-v2")).unwrap();
     let out = tempfile::tempdir().unwrap();
     source.save(out.path()).unwrap();
     let saved = RecformerTokenizer::from_dir(out.path()).unwrap();
@@ -187,10 +187,10 @@ fn tokenizer_larger_than_the_embedding_table_is_an_error() {
     }
     let out = tempfile::tempdir().unwrap();
     let (md, _) = ModelDir::from_pretrained(src.path(), out.path(), &Default::default()).unwrap();
-    assert_eq!(md.tokenizer.vocab_size(), 44);
+    assert_eq!(md.tokenizer().vocab_size(), 44);
     assert!(out
         .path()
-        .join(recformer::pretrained::REPORT_FILE)
+        .join(recformer::train::model_dir::REPORT_FILE)
         .is_file());
     let vocab = src.path().join("vocab.txt");
     let mut text = std::fs::read_to_string(&vocab).unwrap();

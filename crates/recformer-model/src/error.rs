@@ -72,6 +72,12 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A preset name is not one of [`crate::presets::NAMES`].
+    #[error("unknown preset `{name}` (expected base, mini, minilm, small or tiny)")]
+    UnknownPreset {
+        /// The name given.
+        name: String,
+    },
     /// A device name is not one of `cpu`, `flex`, `ndarray`, `wgpu`, `cuda`.
     #[error("unknown device `{0}` (expected one of: cpu, flex, ndarray, wgpu, cuda)")]
     UnknownDevice(String),

@@ -42,6 +42,7 @@ pub mod keys;
 pub mod layer;
 pub mod loader;
 pub mod model;
+pub mod presets;
 pub mod pretrained;
 pub mod similarity;
 mod token_linear;
@@ -61,4 +62,4 @@ pub use loader::{
     load_checkpoint, load_checkpoint_as, save_safetensors, CheckpointPrefix, LoadedCheckpoint,
 };
 pub use model::{Pooler, RecformerModel};
-pub use similarity::{cosine_logits, l2_normalize};
+pub use similarity::{cosine_logits, cosine_scores, l2_normalize};

@@ -24,5 +24,21 @@ pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
 /// # Shapes
 /// - a: `[na, d]`, b: `[nb, d]` -> `[na, nb]`
 pub fn cosine_logits<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>, temp: f64) -> Tensor<B, 2> {
-    l2_normalize(a).matmul(l2_normalize(b).transpose()) / temp
+    cosine_scores(a, l2_normalize(b), temp)
+}
+
+/// RecFormer's score, `cos(user_i, item_j) / temp`, against an item matrix whose rows are already
+/// L2-normalised (normalise once, score many times): the one scoring function of training
+/// losses, evaluation and serving.
+///
+/// # Shapes
+/// - users: `[nu, d]`, items_normalized: `[ni, d]` -> `[nu, ni]`
+pub fn cosine_scores<B: Backend>(
+    users: Tensor<B, 2>,
+    items_normalized: Tensor<B, 2>,
+    temp: f64,
+) -> Tensor<B, 2> {
+    l2_normalize(users)
+        .matmul(items_normalized.transpose())
+        .div_scalar(temp)
 }

@@ -36,9 +36,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use burn::tensor::backend::Backend;
 use rand::SeedableRng;
-use recformer_data::{
-    FinetuneDataset, PretrainCorpus, RecformerDataConfig, RecformerTokenizer, Split,
-};
+use recformer_data::{FinetuneDataset, PretrainCorpus, RecformerTokenizer, Split};
 use recformer_model::backend::CpuAutodiff;
 use recformer_model::RecformerConfig;
 use recformer_train::finetune::{FinetuneData, FinetuneOutcome, RunControl};
@@ -47,8 +45,8 @@ use recformer_train::metrics::{
 };
 use recformer_train::pretrain::{pretrain, PretrainData};
 use recformer_train::{
-    finetune, FinetuneConfig, FinetuneVariant, InputBuilder, Metrics, MetricsEvent, PretrainConfig,
-    Progress, RunDir,
+    finetune, FinetuneConfig, FinetuneVariant, InputBuilder, Metrics, MetricsEvent, ModelSpec,
+    PretrainConfig, Progress, RunDir,
 };
 
 #[global_allocator]
@@ -240,12 +238,6 @@ fn main() -> anyhow::Result<()> {
             RecformerTokenizer::train_wordpiece(texts.into_iter(), size, true)?
         }
     };
-    let data_config = RecformerDataConfig {
-        max_attr_num: 3,
-        max_attr_length: o.attr_len,
-        max_item_embeddings: 51,
-        max_token_num: o.max_tokens,
-    };
     let model_config = RecformerConfig {
         vocab_size: tokenizer.vocab_size(),
         hidden_size: o.hidden,
@@ -259,13 +251,15 @@ fn main() -> anyhow::Result<()> {
         attention_window: vec![64; o.layers],
         layer_norm_eps: 1e-12,
         initializer_range: o.init_std,
-        max_token_num: data_config.max_token_num,
-        max_item_embeddings: data_config.max_item_embeddings,
-        max_attr_num: data_config.max_attr_num,
-        max_attr_length: data_config.max_attr_length,
+        max_token_num: o.max_tokens,
+        max_item_embeddings: 51,
+        max_attr_num: 3,
+        max_attr_length: o.attr_len,
         ..RecformerConfig::default()
     };
-    model_config.validate()?;
+    let spec = ModelSpec::new(model_config, tokenizer)?;
+    let (model_config, tokenizer) = (spec.config().clone(), spec.tokenizer().clone());
+    let data_config = spec.data_config();
     let item_tokens = tokenizer.encode_catalogue(&dataset.items, &data_config)?;
     eprintln!(
         "{} users, {} items, {} interactions; vocabulary of {} tokens; tokenised in {:.1}s",

@@ -1,5 +1,5 @@
-//! Atomic checkpoint files: burn records (model / optimizer state), item matrices and pending
-//! gradients as safetensors, JSON documents.
+//! Atomic checkpoint files: burn records (model / optimizer state), pending gradients as
+//! safetensors, JSON documents (item matrices: [`crate::item_index`]).
 //!
 //! Every save writes `<name>.tmp-<pid>` next to the target, syncs it and renames it over the target,
 //! so a killed run never leaves a half-written file under the final name.
@@ -19,8 +19,10 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
-/// Name of the tensor holding the item matrix in item-matrix safetensors files.
-pub const ITEM_EMBEDDINGS_TENSOR: &str = "item_embeddings";
+pub use crate::item_index::{
+    load_item_index, load_item_matrix, save_item_index, save_item_matrix, ItemIndex, ItemRows,
+    ITEM_EMBEDDINGS_TENSOR,
+};
 
 /// Writes `bytes` to `path` atomically (temp file in the same directory, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -112,30 +114,14 @@ fn f32_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-fn st_err(path: &Path) -> impl Fn(safetensors::SafeTensorError) -> Error + '_ {
+pub(crate) fn st_err(path: &Path) -> impl Fn(safetensors::SafeTensorError) -> Error + '_ {
     move |source| Error::Safetensors {
         path: path.to_path_buf(),
         source,
     }
 }
 
-/// Saves an item matrix `[N, H]` (f32) as safetensors with one tensor named
-/// [`ITEM_EMBEDDINGS_TENSOR`], atomically.
-pub fn save_item_matrix<B: Backend>(path: &Path, items: &Tensor<B, 2>) -> Result<()> {
-    let [n, h] = items.dims();
-    let values: Vec<f32> = items
-        .to_data()
-        .convert::<f32>()
-        .into_vec()
-        .map_err(|e| Error::InvalidData(format!("item matrix: {e:?}")))?;
-    let bytes = f32_bytes(&values);
-    let view = TensorView::new(Dtype::F32, vec![n, h], &bytes).map_err(st_err(path))?;
-    let out =
-        safetensors::serialize([(ITEM_EMBEDDINGS_TENSOR, view)], None).map_err(st_err(path))?;
-    write_atomic(path, &out)
-}
-
-fn read_f32_tensor(path: &Path, view: &TensorView<'_>) -> Result<Vec<f32>> {
+pub(crate) fn read_f32_tensor(path: &Path, view: &TensorView<'_>) -> Result<Vec<f32>> {
     if view.dtype() != Dtype::F32 {
         return Err(Error::InvalidData(format!(
             "{}: expected an F32 tensor, found {:?}",
@@ -148,25 +134,6 @@ fn read_f32_tensor(path: &Path, view: &TensorView<'_>) -> Result<Vec<f32>> {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect())
-}
-
-/// Loads an item matrix saved by [`save_item_matrix`] (tensor [`ITEM_EMBEDDINGS_TENSOR`], F32, 2-D).
-pub fn load_item_matrix<B: Backend>(path: &Path, device: &B::Device) -> Result<Tensor<B, 2>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(st_err(path))?;
-    let view = st.tensor(ITEM_EMBEDDINGS_TENSOR).map_err(st_err(path))?;
-    let shape = view.shape().to_vec();
-    if shape.len() != 2 {
-        return Err(Error::InvalidData(format!(
-            "{}: `{ITEM_EMBEDDINGS_TENSOR}` must be 2-D, has shape {shape:?}",
-            path.display()
-        )));
-    }
-    let values = read_f32_tensor(path, &view)?;
-    Ok(Tensor::from_data(
-        TensorData::new(values, [shape[0], shape[1]]),
-        device,
-    ))
 }
 
 struct CollectGrads<'a> {

@@ -69,6 +69,34 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A model config and a tokenizer that do not fit together ([`crate::ModelSpec::new`]).
+    #[error("{0}")]
+    Spec(String),
+    /// A model directory lacks a required file or its parts do not fit together.
+    #[error("{dir}: not a model directory ({what}); expected config.json, a tokenizer (tokenizer.json, vocab.json + merges.txt, or vocab.txt) and weights (model.safetensors or a .bin), or a run directory with model/ inside")]
+    NotAModelDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What is missing or wrong.
+        what: String,
+    },
+    /// Two parts of a model that do not fit together (tokenizer vs config), found while
+    /// converting a pretrained model.
+    #[error("{path}: {reason}")]
+    Incompatible {
+        /// The file at fault.
+        path: PathBuf,
+        /// What does not fit.
+        reason: String,
+    },
+    /// An item index that does not belong to the dataset or catalogue it is used with.
+    #[error("{path}: {reason}")]
+    ItemIndex {
+        /// The index file.
+        path: PathBuf,
+        /// What does not match.
+        reason: String,
+    },
     /// An error from the data crate.
     #[error(transparent)]
     Data(#[from] recformer_data::Error),

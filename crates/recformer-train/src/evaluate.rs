@@ -3,7 +3,7 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 use recformer_data::{EvalExample, ItemTokens};
-use recformer_model::{l2_normalize, RecformerModel};
+use recformer_model::{cosine_scores, l2_normalize, RecformerModel};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -65,9 +65,7 @@ pub fn rank_batch<B: Backend>(
     let [b, _] = seq.dims();
     let [n, _] = items_normalized.dims();
     let device = seq.device();
-    let mut scores = l2_normalize(seq)
-        .matmul(items_normalized.clone().transpose())
-        .div_scalar(temp); // [B, N]
+    let mut scores = cosine_scores(seq, items_normalized.clone(), temp); // [B, N]
     if let Some(histories) = exclude {
         let mut mask = vec![false; b * n];
         for (row, hist) in histories.iter().enumerate() {

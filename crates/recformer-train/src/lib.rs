@@ -17,15 +17,19 @@ pub mod evaluate;
 pub mod finetune;
 mod freeze;
 pub mod inputs;
+pub mod item_index;
 pub mod loss;
 pub mod metrics;
+pub mod model_dir;
 pub mod optim;
 pub mod pretrain;
 pub mod progress;
+pub mod recommender;
 pub mod run_dir;
 pub mod schedule;
 pub mod seeds;
 pub mod stepper;
+pub mod throughput;
 
 pub use cold_start::{ColdStartMetrics, TrainingItems};
 pub use config::{FinetuneConfig, FinetuneVariant, PretrainConfig};
@@ -36,7 +40,10 @@ pub use finetune::{
     finetune, FinetuneData, FinetuneOutcome, FinetuneResult, FinetuneState, RunControl,
 };
 pub use inputs::InputBuilder;
+pub use item_index::ItemIndex;
 pub use metrics::Metrics;
+pub use model_dir::{ModelDir, ModelSpec};
 pub use pretrain::{pretrain, PretrainData, PretrainOutcome, PretrainState};
 pub use progress::{MetricsEvent, NoProgress, Progress};
+pub use recommender::{Recommendation, Recommender};
 pub use run_dir::RunDir;

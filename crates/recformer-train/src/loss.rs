@@ -12,7 +12,7 @@
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use recformer_model::{l2_normalize, LongformerLMHead};
+use recformer_model::{cosine_scores, l2_normalize, LongformerLMHead};
 
 /// Label value ignored by the MLM loss (PyTorch's `ignore_index`): the label the masking in
 /// `recformer-data` writes for unmasked positions, one constant for both crates.
@@ -110,9 +110,7 @@ pub struct IicOutput<B: Backend> {
 /// `seq: [B, H]` (pooled history), `item: [B, H]` (pooled target item), output loss `[1]`.
 pub fn iic_loss<B: Backend>(seq: Tensor<B, 2>, item: Tensor<B, 2>, temp: f64) -> IicOutput<B> {
     let [b, _] = seq.dims();
-    let logits = l2_normalize(seq)
-        .matmul(l2_normalize(item).transpose())
-        .div_scalar(temp);
+    let logits = cosine_scores(seq, l2_normalize(item), temp);
     let labels: Vec<i64> = (0..b as i64).collect();
     let loss = cross_entropy_ignore(logits.clone(), &labels);
     IicOutput { loss, logits }

@@ -177,7 +177,14 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
     ) -> Result<()> {
         let (name, dir) =
             checkpoint::start_model_checkpoint(self.run, &mut self.state.counter, "best", model)?;
-        checkpoint::save_item_matrix(&dir.join(run_dir::ITEMS_FILE), items)?;
+        checkpoint::save_item_index(
+            &dir.join(run_dir::ITEMS_FILE),
+            items,
+            Some(checkpoint::ItemRows {
+                keys: &self.data.dataset.item_keys,
+                texts: Some(&self.data.dataset.items),
+            }),
+        )?;
         save_safetensors(
             &model.valid(),
             None,

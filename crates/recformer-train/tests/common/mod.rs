@@ -56,12 +56,7 @@ pub fn world(dir: &Path) -> World {
 
     let mut model_config = RecformerConfig::tiny();
     model_config.pad_token_id = tokenizer.pad_token_id() as usize;
-    let data_config = RecformerDataConfig {
-        max_attr_num: model_config.max_attr_num,
-        max_attr_length: model_config.max_attr_length,
-        max_item_embeddings: model_config.max_item_embeddings,
-        max_token_num: model_config.max_token_num,
-    };
+    let data_config = recformer_train::model_dir::data_config(&model_config);
     let items = items();
     let n = items.len();
     let mut train = BTreeMap::new();

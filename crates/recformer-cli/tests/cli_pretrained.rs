@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::{fails, ok, recformer, s};
-use recformer::demo::synth::{generate, SynthConfig};
+use recformer_cli::synth::{generate, SynthConfig};
 
 #[test]
 fn init_converts_an_hf_model_that_pretrain_and_evaluate_load() {

@@ -5,17 +5,25 @@
 //!   config.json          RecformerConfig (HF Longformer fields + RecFormer fields)
 //!   tokenizer.json       or vocab.json + merges.txt (RoBERTa BPE) or vocab.txt (BERT WordPiece)
 //!   model.safetensors    or one *.bin (official PyTorch checkpoints, any of the three key styles)
-//!   items.safetensors    optional: the item matrix `item_embeddings` [num_items, hidden]
+//!   items.safetensors    optional: the item index, `item_embeddings` [num_items, hidden] with the
+//!                        item keys in its metadata (see [`crate::checkpoint::save_item_index`])
 //! ```
 //! A training run directory is accepted wherever a model directory is: its exported `model/`
 //! sub-directory is used.
 
+mod init;
+mod spec;
+
+pub use init::{source_tokenizer, REPORT_FILE};
+pub use spec::{data_config, ModelSpec};
+
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{backend::Backend, Tensor};
+use burn::tensor::backend::Backend;
 use recformer_data::{RecformerDataConfig, RecformerTokenizer};
 use recformer_model::{load_checkpoint, LoadedCheckpoint, RecformerConfig};
 
+use crate::checkpoint::{load_item_index, ItemIndex};
 use crate::error::{Error, Result};
 
 /// File names inside a model directory.
@@ -32,10 +40,8 @@ pub const RUN_MODEL_SUBDIR: &str = "model";
 pub struct ModelDir {
     /// The directory.
     pub dir: PathBuf,
-    /// The model configuration.
-    pub config: RecformerConfig,
-    /// The tokenizer.
-    pub tokenizer: RecformerTokenizer,
+    /// The model config and its tokenizer, checked against each other.
+    pub spec: ModelSpec,
     /// The weights file.
     pub weights: PathBuf,
     /// The item matrix file, if present.
@@ -67,82 +73,82 @@ impl ModelDir {
         let tokenizer = RecformerTokenizer::from_dir(&dir)?;
         let weights = find_weights(&dir)?;
         let items = Some(dir.join(ITEMS_FILE)).filter(|p| p.is_file());
-        if tokenizer.vocab_size() > config.vocab_size {
-            return Err(Error::NotAModelDir {
-                dir,
-                what: format!(
-                    "the tokenizer has {} tokens but config.json's vocab_size is {}",
-                    tokenizer.vocab_size(),
-                    config.vocab_size
-                ),
-            });
-        }
+        let spec = ModelSpec::new(config, tokenizer).map_err(|e| match e {
+            Error::Spec(what) => Error::NotAModelDir {
+                dir: dir.clone(),
+                what,
+            },
+            other => other,
+        })?;
         Ok(Self {
             dir,
-            config,
-            tokenizer,
+            spec,
             weights,
             items,
         })
     }
 
+    /// The model config.
+    pub fn config(&self) -> &RecformerConfig {
+        self.spec.config()
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &RecformerTokenizer {
+        self.spec.tokenizer()
+    }
+
     /// The input limits (attributes, tokens, items) implied by the model config.
     pub fn data_config(&self) -> RecformerDataConfig {
-        data_config(&self.config)
+        self.spec.data_config()
     }
 
     /// Loads the weights (strictly) on `device`.
     pub fn load<B: Backend>(&self, device: &B::Device) -> Result<LoadedCheckpoint<B>> {
-        Ok(load_checkpoint(&self.weights, &self.config, device)?)
+        Ok(load_checkpoint(&self.weights, self.config(), device)?)
     }
 
-    /// Loads the stored item matrix, if the directory has one.
-    pub fn load_items<B: Backend>(&self, device: &B::Device) -> Result<Option<Tensor<B, 2>>> {
-        match &self.items {
-            Some(p) => Ok(Some(recformer_train::checkpoint::load_item_matrix(
-                p, device,
-            )?)),
-            None => Ok(None),
-        }
+    /// Loads the stored item index (vectors and, for files written since keys were stored, the
+    /// item keys), if the directory has one.
+    pub fn load_items<B: Backend>(&self, device: &B::Device) -> Result<Option<ItemIndex<B>>> {
+        self.items
+            .as_deref()
+            .map(|p| load_item_index(p, device))
+            .transpose()
     }
 
-    /// Writes a model directory: `config.json`, `tokenizer.json`, a copy of `weights` as
-    /// `model.safetensors`, and optionally a copy of an item matrix file.
+    /// Writes a model directory: `config.json`, `tokenizer.json`, `weights` as
+    /// `model.safetensors`, and optionally an item index file as `items.safetensors`. Files are
+    /// hard-linked where the file system allows (a run's best checkpoint and its export are then
+    /// stored once), copied otherwise.
     pub fn export(
         dir: &Path,
-        config: &RecformerConfig,
-        tokenizer: &RecformerTokenizer,
+        spec: &ModelSpec,
         weights: &Path,
         items: Option<&Path>,
     ) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        config.save_json(dir.join(CONFIG_FILE))?;
-        tokenizer.save(dir)?;
-        copy(weights, &dir.join(WEIGHTS_FILE))?;
+        spec.config().save_json(dir.join(CONFIG_FILE))?;
+        spec.tokenizer().save(dir)?;
+        link_or_copy(weights, &dir.join(WEIGHTS_FILE))?;
         if let Some(items) = items {
-            copy(items, &dir.join(ITEMS_FILE))?;
+            link_or_copy(items, &dir.join(ITEMS_FILE))?;
         }
         Self::open(dir)
     }
 }
 
-fn copy(from: &Path, to: &Path) -> Result<()> {
+/// Replaces `to` by a hard link to `from` (a copy where links are not possible), atomically.
+fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
     if from == to {
         return Ok(());
     }
     let tmp = to.with_extension("tmp");
-    std::fs::copy(from, &tmp).map_err(|e| Error::io(from, e))?;
-    std::fs::rename(&tmp, to).map_err(|e| Error::io(to, e))
-}
-
-/// The data-side limits of a model config.
-pub fn data_config(c: &RecformerConfig) -> RecformerDataConfig {
-    RecformerDataConfig {
-        max_attr_num: c.max_attr_num,
-        max_attr_length: c.max_attr_length,
-        max_item_embeddings: c.max_item_embeddings,
-        max_token_num: c.max_token_num,
+    let _ = std::fs::remove_file(&tmp);
+    if std::fs::hard_link(from, &tmp).is_err() {
+        std::fs::copy(from, &tmp).map_err(|e| Error::io(from, e))?;
     }
+    std::fs::rename(&tmp, to).map_err(|e| Error::io(to, e))
 }
 
 fn find_weights(dir: &Path) -> Result<PathBuf> {

@@ -7,11 +7,11 @@ use anyhow::Result;
 use burn::tensor::backend::Backend;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use recformer::ModelDir;
 use recformer_data::{EvalExample, FinetuneDataset, Split};
 use recformer_train::metrics::{
     metrics_from_ranks, popularity_scores, random_ranks, static_score_ranks, Metrics, RankingCase,
 };
+use recformer_train::ModelDir;
 use recformer_train::{evaluate_newest_item, ColdStartMetrics, EvalOptions, TrainingItems};
 use serde_json::{Map, Value};
 
@@ -79,7 +79,7 @@ fn baselines<B: Backend>(a: &BaselinesArgs, device: &B::Device) -> Result<()> {
     let model = match &a.model {
         Some(dir) => {
             let md = ModelDir::open(dir)?;
-            let cat = load_catalogue(&a.data, &md.tokenizer, &md.data_config(), &|m| bars.say(m))?;
+            let cat = load_catalogue(&a.data, md.tokenizer(), &md.data_config(), &|m| bars.say(m))?;
             Some((md, cat))
         }
         None => None,
@@ -120,10 +120,19 @@ fn baselines<B: Backend>(a: &BaselinesArgs, device: &B::Device) -> Result<()> {
     ];
     if let Some((md, cat)) = &model {
         let loaded = md.load::<B>(device)?;
-        let (items, _) = item_matrix(md, None, &loaded.model, &cat.tokens, true, device, &bars)?;
+        let (items, _) = item_matrix(
+            md,
+            None,
+            &loaded.model,
+            &cat.dataset.item_keys,
+            &cat.tokens,
+            true,
+            device,
+            &bars,
+        )?;
         let options = EvalOptions {
             batch_size: 256,
-            temp: md.config.temp,
+            temp: md.config().temp,
             exclude_history: false,
             max_users: None,
         };

@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;
-use recformer::ModelDir;
-use recformer_train::{checkpoint::save_item_matrix, encode_all_items, InputBuilder};
+use recformer_train::checkpoint::{save_item_index, ItemRows};
+use recformer_train::encode_all_items;
+use recformer_train::ModelDir;
 
 use super::common::{load_catalogue, parse_device, with_backend};
 use super::Bars;
@@ -20,7 +21,9 @@ pub struct EncodeItemsArgs {
     /// Dataset in the official finetuning layout (row = iid from smap.json).
     #[arg(long)]
     pub data: PathBuf,
-    /// Output safetensors file (one f32 tensor `item_embeddings`, [num_items, hidden]).
+    /// Output item index (safetensors: one f32 tensor `item_embeddings` [num_items, hidden], the
+    /// item keys and texts in its metadata). `evaluate` and `recommend` read it with `--items`,
+    /// or as `items.safetensors` inside a model directory.
     #[arg(long)]
     pub out: PathBuf,
     /// cpu (the default CPU backend), flex, ndarray, wgpu or cuda.
@@ -43,13 +46,18 @@ pub fn run(a: EncodeItemsArgs) -> Result<()> {
 fn encode<B: Backend>(a: &EncodeItemsArgs, device: &B::Device) -> Result<()> {
     let bars = Bars::new(a.quiet);
     let md = ModelDir::open(&a.model)?;
-    let cat = load_catalogue(&a.data, &md.tokenizer, &md.data_config(), &|m| bars.say(m))?;
+    let cat = load_catalogue(&a.data, md.tokenizer(), &md.data_config(), &|m| bars.say(m))?;
     let model = md.load::<B>(device)?.model;
-    let builder = InputBuilder::new(&md.tokenizer, md.data_config());
+    let builder = md.spec.input_builder();
     let t0 = Instant::now();
     let items = encode_all_items(&model, &cat.tokens, &builder, a.batch_size, device, &bars);
     let [n, h] = items.dims();
-    save_item_matrix(&a.out, &items).with_context(|| format!("writing {}", a.out.display()))?;
+    let rows = ItemRows {
+        keys: &cat.dataset.item_keys,
+        texts: Some(&cat.dataset.items),
+    };
+    save_item_index(&a.out, &items, Some(rows))
+        .with_context(|| format!("writing {}", a.out.display()))?;
     let secs = t0.elapsed().as_secs_f64();
     println!(
         "encoded {n} items (hidden {h}) in {secs:.1}s ({:.0} items/s) on {} -> {}",

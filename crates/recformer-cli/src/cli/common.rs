@@ -165,7 +165,5 @@ pub fn load_catalogue(
 
 /// Model presets selectable with `--preset`.
 pub fn preset(name: &str) -> Result<RecformerConfig> {
-    Ok(recformer::presets::by_name(name)?)
+    Ok(recformer_model::presets::by_name(name)?)
 }
-
-pub use recformer::presets::fit_to_tokenizer;

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use recformer::ModelDir;
 use recformer_model::pretrained::FromPretrainedConfig;
+use recformer_train::ModelDir;
 
 /// Arguments of `init`.
 #[derive(Debug, clap::Args)]
@@ -62,7 +62,7 @@ pub fn run(a: InitArgs) -> Result<()> {
             "note: the source has no MLM head; a new one was made (decoder = a copy of the word embeddings)"
         );
     }
-    let c = &md.config;
+    let c = &md.config();
     println!(
         "{}: {} layers x {}, {} heads, vocab {}, window {}, {} tokens, pooler {} (report: {})",
         md.dir.display(),
@@ -73,7 +73,9 @@ pub fn run(a: InitArgs) -> Result<()> {
         c.attention_window[0],
         c.max_token_num,
         c.pooler_type,
-        md.dir.join(recformer::pretrained::REPORT_FILE).display()
+        md.dir
+            .join(recformer_train::model_dir::REPORT_FILE)
+            .display()
     );
     Ok(())
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use recformer::ModelDir;
 use recformer_data::Split;
+use recformer_train::ModelDir;
 use recformer_train::{
     encode_all_items, evaluate, ColdStartMetrics, EvalOptions, InputBuilder, TrainingItems,
 };
@@ -44,6 +44,9 @@ pub struct EvaluateArgs {
     /// Users per batch.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
+    /// Item index written by `encode-items`, used instead of the model directory's own.
+    #[arg(long)]
+    pub items: Option<PathBuf>,
     /// cpu (the default CPU backend), flex, ndarray, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -58,12 +61,15 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
     with_backend!(kind, B, device, { eval::<B>(&a, &device) })
 }
 
-/// The item matrix to rank against: the stored one (model directory `items.safetensors` or a
-/// finetuned checkpoint's `item_embedding.weight`) unless `zero_shot`, else freshly encoded.
+/// The item matrix to rank against: the stored one (model directory `items.safetensors`, checked
+/// against the catalogue's item keys, or a finetuned checkpoint's `item_embedding.weight`) unless
+/// `zero_shot`, else freshly encoded.
+#[allow(clippy::too_many_arguments)]
 pub fn item_matrix<B: Backend>(
     md: &ModelDir,
     loaded_items: Option<Tensor<B, 2>>,
     model: &recformer_model::RecformerModel<B>,
+    keys: &[String],
     tokens: &[recformer_data::ItemTokens],
     zero_shot: bool,
     device: &B::Device,
@@ -71,11 +77,13 @@ pub fn item_matrix<B: Backend>(
 ) -> Result<(Tensor<B, 2>, &'static str)> {
     let n = tokens.len();
     if !zero_shot {
-        let stored = match md.load_items::<B>(device)? {
-            Some(t) => Some(t),
-            None => loaded_items,
-        };
-        if let Some(t) = stored {
+        if let Some(index) = md.load_items::<B>(device)? {
+            index.check_keys(keys).map_err(|e| {
+                anyhow::anyhow!("{e}; pass --zero-shot to encode the items with this model")
+            })?;
+            return Ok((index.vectors, "stored"));
+        }
+        if let Some(t) = loaded_items {
             let [rows, _] = t.dims();
             if rows != n {
                 bail!(
@@ -86,7 +94,7 @@ pub fn item_matrix<B: Backend>(
         }
         bars.say("no stored item matrix in the model directory: encoding the items with the model");
     }
-    let builder = InputBuilder::new(&md.tokenizer, md.data_config());
+    let builder = InputBuilder::new(md.tokenizer(), md.data_config());
     Ok((
         encode_all_items(model, tokens, &builder, 64, device, bars),
         "encoded",
@@ -95,13 +103,17 @@ pub fn item_matrix<B: Backend>(
 
 fn eval<B: Backend>(a: &EvaluateArgs, device: &B::Device) -> Result<()> {
     let bars = Bars::new(a.quiet);
-    let md = ModelDir::open(&a.model)?;
-    let cat = load_catalogue(&a.data, &md.tokenizer, &md.data_config(), &|m| bars.say(m))?;
+    let mut md = ModelDir::open(&a.model)?;
+    if let Some(items) = &a.items {
+        md.items = Some(items.clone());
+    }
+    let cat = load_catalogue(&a.data, md.tokenizer(), &md.data_config(), &|m| bars.say(m))?;
     let loaded = md.load::<B>(device)?;
     let (items, source) = item_matrix(
         &md,
         loaded.item_embedding,
         &loaded.model,
+        &cat.dataset.item_keys,
         &cat.tokens,
         a.zero_shot,
         device,
@@ -115,11 +127,11 @@ fn eval<B: Backend>(a: &EvaluateArgs, device: &B::Device) -> Result<()> {
     let examples = cat.dataset.eval_examples(split);
     let options = EvalOptions {
         batch_size: a.batch_size,
-        temp: md.config.temp,
+        temp: md.config().temp,
         exclude_history: a.exclude_history,
         max_users: a.max_users,
     };
-    let builder = InputBuilder::new(&md.tokenizer, md.data_config());
+    let builder = InputBuilder::new(md.tokenizer(), md.data_config());
     let ev = evaluate(
         &loaded.model,
         &items,

@@ -12,6 +12,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     alloc::keep_freed_memory();
     let args = cli::Cli::parse();
+    init_logger(args.log_level());
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -19,6 +20,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs on stderr as plain `LEVEL target: message` lines: the libraries' warnings (and more
+/// with `-v`) reach the user; `RUST_LOG` overrides the level.
+fn init_logger(level: log::LevelFilter) {
+    let mut builder = env_logger::Builder::new();
+    builder
+        .filter_level(level)
+        .format_timestamp(None)
+        .format_target(true)
+        .parse_env("RUST_LOG");
+    // A second init (tests) keeps the first logger.
+    let _ = builder.try_init();
 }
 
 /// The error and its causes, skipping causes whose text the message already contains (the

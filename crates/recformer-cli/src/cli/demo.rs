@@ -9,14 +9,13 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::backend::AutodiffBackend;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use recformer::demo::synth::{generate, SynthConfig};
-use recformer::ModelDir;
+use recformer_cli::synth::{generate, SynthConfig};
 use recformer_data::{FinetuneDataset, RecformerTokenizer, Split};
-use recformer_model::l2_normalize;
 use recformer_train::metrics::{
     evaluate_random, evaluate_static_scores, popularity_scores, RankingCase,
 };
-use recformer_train::{InputBuilder, Metrics};
+use recformer_train::ModelDir;
+use recformer_train::{Metrics, Recommender};
 use serde_json::json;
 
 use super::common::{parse_device, with_autodiff_backend};
@@ -163,9 +162,9 @@ fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
             bars.say(&format!(
                 "[2/5] pretrained start {}: {} layers x {}, tokenizer of {} tokens",
                 md.dir.display(),
-                md.config.num_hidden_layers,
-                md.config.hidden_size,
-                md.tokenizer.vocab_size()
+                md.config().num_hidden_layers,
+                md.config().hidden_size,
+                md.tokenizer().vocab_size()
             ));
             None
         }
@@ -351,30 +350,17 @@ fn show_recommendations<B: burn::tensor::backend::Backend>(
     test: &[recformer_data::EvalExample],
     device: &B::Device,
 ) -> Result<()> {
-    let loaded = md.load::<B>(device)?;
-    let items = match md.load_items::<B>(device)? {
-        Some(t) => t,
-        None => loaded
-            .item_embedding
-            .context("the exported model has no item matrix")?,
-    };
-    let dcfg = md.data_config();
-    let tokens = md.tokenizer.encode_catalogue(&dataset.items, &dcfg)?;
-    let builder = InputBuilder::new(&md.tokenizer, dcfg);
-    let items_n = l2_normalize(items);
+    let rec = Recommender::<B>::from_dir(&md.dir, device)?;
     println!();
     println!("Top-5 recommendations for three test users (history oldest first; * = the held-out test item):");
     for ex in test.iter().take(3) {
-        let (_, input) = builder.batch::<B>(&[ex.history.as_slice()], &tokens, device);
-        let seq = l2_normalize(loaded.model.forward(input).pooler_output);
-        let scores: Vec<f32> = seq
-            .matmul(items_n.clone().transpose())
-            .into_data()
-            .convert::<f32>()
-            .into_vec()
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let mut order: Vec<usize> = (0..scores.len()).collect();
-        order.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]).then(x.cmp(&y)));
+        let history: Vec<&str> = ex
+            .history
+            .iter()
+            .map(|&r| dataset.item_keys[r].as_str())
+            .collect();
+        // The official protocol: history items stay candidates, as in the evaluation above.
+        let recs = rec.recommend(&history, 5, false)?;
         println!(
             "user {}:",
             dataset
@@ -394,9 +380,9 @@ fn show_recommendations<B: burn::tensor::backend::Backend>(
         {
             println!("    bought: {}", dataset.items[*h].title());
         }
-        for &r in order.iter().take(5) {
-            let mark = if r == ex.label { "*" } else { " " };
-            println!("  {mark} {:.3}  {}", scores[r], dataset.items[r].title());
+        for r in &recs {
+            let mark = if r.row == ex.label { "*" } else { " " };
+            println!("  {mark} {:.3}  {}", r.score, dataset.items[r.row].title());
         }
     }
     Ok(())

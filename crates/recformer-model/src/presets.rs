@@ -3,9 +3,7 @@
 //! recipe trains), a CPU-friendly `small` for catalogues trained from scratch, and the test-sized
 //! `tiny`.
 
-use recformer_data::RecformerTokenizer;
-use recformer_model::RecformerConfig;
-
+use crate::config::RecformerConfig;
 use crate::error::{Error, Result};
 
 /// The preset names, in the order `--help` lists them.
@@ -64,14 +62,6 @@ pub fn fit_positions(mut c: RecformerConfig) -> RecformerConfig {
         .max_position_embeddings
         .max(c.max_token_num + c.pad_token_id + 2);
     c
-}
-
-/// Adapts a preset to a tokenizer: vocabulary size, pad id and a position table that covers
-/// `max_token_num` tokens.
-pub fn fit_to_tokenizer(mut c: RecformerConfig, tok: &RecformerTokenizer) -> RecformerConfig {
-    c.vocab_size = tok.vocab_size();
-    c.pad_token_id = tok.pad_token_id() as usize;
-    fit_positions(c)
 }
 
 #[cfg(test)]

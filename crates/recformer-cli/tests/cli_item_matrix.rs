@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::{ok, recformer, s};
-use recformer::demo::synth::{generate, SynthConfig};
+use recformer_cli::synth::{generate, SynthConfig};
 
 #[test]
 fn item_matrix_recipe_config_trains_and_exports_a_model_that_evaluate_reproduces() {

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 
 use common::{fails, ok, s};
-use recformer::demo::synth::{generate, SynthConfig};
+use recformer_cli::synth::{generate, SynthConfig};
 
 #[test]
 fn help_lists_every_subcommand() {

@@ -79,9 +79,9 @@ impl ThroughputRow {
 
 /// The model config of a preset, with room for `tokens` tokens.
 pub fn preset(name: &str, tokens: usize) -> Result<RecformerConfig> {
-    let mut c = crate::presets::by_name(name)?;
+    let mut c = recformer_model::presets::by_name(name)?;
     c.max_token_num = c.max_token_num.max(tokens);
-    let c = crate::presets::fit_positions(c);
+    let c = recformer_model::presets::fit_positions(c);
     c.validate()?;
     Ok(c)
 }

@@ -6,17 +6,15 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::AutodiffBackend;
-use recformer::model_dir::{data_config, ModelDir, RUN_MODEL_SUBDIR};
 use recformer_data::{PretrainCorpus, RecformerTokenizer};
 use recformer_model::{LongformerLMHead, RecformerForPretraining};
+use recformer_train::model_dir::{ModelDir, ModelSpec, RUN_MODEL_SUBDIR};
 use recformer_train::{
     finetune, pretrain, FinetuneConfig, FinetuneData, FinetuneOutcome, FinetuneVariant,
-    InputBuilder, PretrainConfig, PretrainData, RunControl, RunDir,
+    PretrainConfig, PretrainData, RunControl, RunDir,
 };
 
-use super::common::{
-    fit_to_tokenizer, load_catalogue, load_config, parse_device, preset, with_autodiff_backend,
-};
+use super::common::{load_catalogue, load_config, parse_device, preset, with_autodiff_backend};
 use super::Bars;
 
 /// Options shared by the training commands.
@@ -199,16 +197,15 @@ pub fn pretrain_on<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<ModelDir> {
     let bars = Bars::new(a.common.quiet);
-    let (model_config, tokenizer, model) = match &a.model {
+    let (spec, model) = match &a.model {
         Some(dir) => {
             let md = ModelDir::open(dir)?;
             let loaded = md.load::<B>(device)?;
             let lm_head = loaded
                 .lm_head
-                .unwrap_or_else(|| LongformerLMHead::init(&md.config, device));
+                .unwrap_or_else(|| LongformerLMHead::init(md.config(), device));
             (
-                md.config.clone(),
-                md.tokenizer,
+                md.spec,
                 RecformerForPretraining {
                     longformer: loaded.model,
                     lm_head,
@@ -222,13 +219,13 @@ pub fn pretrain_on<B: AutodiffBackend>(
                 .expect("clap requires --tokenizer without --model");
             let tokenizer = RecformerTokenizer::from_dir(tok_dir)
                 .with_context(|| format!("loading the tokenizer from {}", tok_dir.display()))?;
-            let c = fit_to_tokenizer(preset(&a.preset)?, &tokenizer);
-            c.validate()?;
-            let m = c.init_pretraining::<B>(device);
-            (c, tokenizer, m)
+            let spec = ModelSpec::fit(preset(&a.preset)?, tokenizer)?;
+            let m = spec.config().init_pretraining::<B>(device);
+            (spec, m)
         }
     };
-    let dcfg = data_config(&model_config);
+    let (model_config, tokenizer) = (spec.config(), spec.tokenizer());
+    let dcfg = spec.data_config();
     let t0 = Instant::now();
     let corpus = PretrainCorpus::load(&a.data)
         .with_context(|| format!("loading corpus {}", a.data.display()))?;
@@ -244,13 +241,13 @@ pub fn pretrain_on<B: AutodiffBackend>(
     let data = PretrainData {
         corpus: &corpus,
         item_tokens: &tokens,
-        tokenizer: &tokenizer,
-        builder: InputBuilder::new(&tokenizer, dcfg),
+        tokenizer,
+        builder: spec.input_builder(),
     };
     let run = RunDir::create(&a.common.out)?;
     let outcome = pretrain(
         model,
-        &model_config,
+        model_config,
         cfg,
         &data,
         &run,
@@ -261,13 +258,7 @@ pub fn pretrain_on<B: AutodiffBackend>(
     let Some(best) = outcome.best_model else {
         bail!("pretraining ran no validation, so there is no best checkpoint to export (set val_check_interval or run at least one epoch)");
     };
-    let md = ModelDir::export(
-        &run.path(RUN_MODEL_SUBDIR),
-        &model_config,
-        &tokenizer,
-        &best,
-        None,
-    )?;
+    let md = ModelDir::export(&run.path(RUN_MODEL_SUBDIR), &spec, &best, None)?;
     println!(
         "pretraining done: {} optimizer steps in {:.0}s; best checkpoint exported to {}",
         outcome.state.optimizer_steps,
@@ -286,17 +277,17 @@ pub fn finetune_on<B: AutodiffBackend>(
 ) -> Result<(recformer_train::FinetuneResult, ModelDir)> {
     let bars = Bars::new(a.common.quiet);
     let md = ModelDir::open(&a.model)?;
-    let cat = load_catalogue(&a.data, &md.tokenizer, &md.data_config(), &|m| bars.say(m))?;
+    let cat = load_catalogue(&a.data, md.tokenizer(), &md.data_config(), &|m| bars.say(m))?;
     let model = if a.from_scratch {
         bars.say("--from-scratch: random initialisation (fine-tuning-only ablation)");
-        md.config.init_model::<B>(device)
+        md.config().init_model::<B>(device)
     } else {
         md.load::<B>(device)?.model
     };
     let data = FinetuneData {
         dataset: &cat.dataset,
         item_tokens: &cat.tokens,
-        builder: InputBuilder::new(&md.tokenizer, md.data_config()),
+        builder: md.spec.input_builder(),
     };
     let run = RunDir::create(&a.common.out)?;
     if run.has_state() {
@@ -305,7 +296,7 @@ pub fn finetune_on<B: AutodiffBackend>(
     let t0 = Instant::now();
     let outcome = finetune(
         model,
-        &md.config,
+        md.config(),
         cfg,
         &data,
         &run,
@@ -322,8 +313,7 @@ pub fn finetune_on<B: AutodiffBackend>(
         .map(|d| d.join(recformer_train::run_dir::ITEMS_FILE));
     let exported = ModelDir::export(
         &run.path(RUN_MODEL_SUBDIR),
-        &md.config,
-        &md.tokenizer,
+        &md.spec,
         &result.best_model,
         items.as_deref().filter(|p| p.is_file()),
     )?;

@@ -1,15 +1,11 @@
 //! `recformer recommend`: top-k items for a history, including cold-start items given as text.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
-use recformer::ModelDir;
 use recformer_data::ItemMeta;
-use recformer_model::l2_normalize;
-use recformer_train::{encode_all_items, InputBuilder};
+use recformer_train::{ModelDir, Recommender};
 use serde_json::json;
 
 use super::common::{load_catalogue, parse_device, with_backend};
@@ -22,9 +18,11 @@ pub struct RecommendArgs {
     /// Model directory or run directory.
     #[arg(long)]
     pub model: PathBuf,
-    /// Dataset in the official finetuning layout (its meta_data.json is the catalogue).
+    /// Dataset in the official finetuning layout (its meta_data.json is the catalogue). Without
+    /// it, the model directory's own item index (keys and texts, written by finetune and
+    /// encode-items) is the catalogue.
     #[arg(long)]
-    pub data: PathBuf,
+    pub data: Option<PathBuf>,
     /// One history as comma-separated item keys, oldest first.
     #[arg(
         long,
@@ -39,8 +37,11 @@ pub struct RecommendArgs {
     /// Number of recommendations.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
-    /// Do not recommend items already in the history.
-    #[arg(long)]
+    /// Also recommend items already in the history (they are left out by default).
+    #[arg(long, conflicts_with = "exclude_history")]
+    pub include_history: bool,
+    /// Leave out items already in the history (the default; kept for scripts that pass it).
+    #[arg(long, hide = true)]
     pub exclude_history: bool,
     /// Cold-start items not in the trained catalogue: JSON {"KEY": {"title": .., "brand": .., "category": ..}}.
     #[arg(long)]
@@ -48,6 +49,9 @@ pub struct RecommendArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Item index written by `encode-items`, used instead of the model directory's own.
+    #[arg(long)]
+    pub items: Option<PathBuf>,
     /// cpu (the default CPU backend), flex, ndarray, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -140,122 +144,114 @@ fn read_users(path: &Path) -> Result<Vec<(String, Vec<String>)>> {
         .collect()
 }
 
-fn recommend<B: Backend>(a: &RecommendArgs, device: &B::Device) -> Result<()> {
-    let bars = Bars::new(a.quiet);
-    let md = ModelDir::open(&a.model)?;
-    let dcfg = md.data_config();
-    let mut cat = load_catalogue(&a.data, &md.tokenizer, &dcfg, &|m| bars.say(m))?;
+/// The recommender of `--model` over the catalogue of `--data` (or the model directory's own
+/// index when `--data` is not given).
+fn recommender<B: Backend>(
+    a: &RecommendArgs,
+    device: &B::Device,
+    bars: &Bars,
+) -> Result<Recommender<B>> {
+    let Some(data) = &a.data else {
+        anyhow::ensure!(
+            a.items.is_none(),
+            "--items needs --data (the catalogue whose keys the index must match)"
+        );
+        return Recommender::from_dir(&a.model, device).with_context(|| {
+            format!(
+                "{}: without --data the model directory must hold its item index (keys and texts)",
+                a.model.display()
+            )
+        });
+    };
+    let mut md = ModelDir::open(&a.model)?;
+    if let Some(items) = &a.items {
+        md.items = Some(items.clone());
+    }
+    let cat = load_catalogue(data, md.tokenizer(), &md.data_config(), &|m| bars.say(m))?;
     let loaded = md.load::<B>(device)?;
-    let (mut items, _) = item_matrix(
+    let (items, _) = item_matrix(
         &md,
         loaded.item_embedding,
         &loaded.model,
+        &cat.dataset.item_keys,
         &cat.tokens,
         false,
         device,
-        &bars,
+        bars,
     )?;
-    let builder = InputBuilder::new(&md.tokenizer, dcfg);
-    let mut keys = cat.dataset.item_keys.clone();
-    let mut titles: Vec<String> = cat
-        .dataset
-        .items
-        .iter()
-        .map(|i| i.title().to_string())
-        .collect();
-    let mut index: HashMap<String, usize> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.clone(), i))
-        .collect();
+    let rec = Recommender::from_parts(
+        md.spec,
+        loaded.model,
+        cat.dataset.item_keys,
+        cat.dataset.items,
+        items,
+        device,
+    )?;
+    Ok(rec)
+}
+
+fn recommend<B: Backend>(a: &RecommendArgs, device: &B::Device) -> Result<()> {
+    let bars = Bars::new(a.quiet);
+    let mut rec = recommender::<B>(a, device, &bars)?;
     if let Some(path) = &a.new_items {
         let new = read_new_items(path)?;
-        if !new.is_empty() {
-            let metas: Vec<ItemMeta> = new.iter().map(|(_, m)| m.clone()).collect();
-            let tokens = md.tokenizer.encode_catalogue(&metas, &dcfg)?;
-            let vecs = encode_all_items(&loaded.model, &tokens, &builder, 64, device, &bars);
-            items = Tensor::cat(vec![items, vecs], 0);
-            for ((key, meta), t) in new.into_iter().zip(tokens) {
-                if index.contains_key(&key) {
-                    bail!(
-                        "{}: item {key:?} is already in the catalogue",
-                        path.display()
-                    );
-                }
-                index.insert(key.clone(), keys.len());
-                keys.push(key);
-                titles.push(meta.title().to_string());
-                cat.tokens.push(t);
-            }
-            bars.say(&format!(
-                "added {} cold-start items from {}",
-                metas.len(),
-                path.display()
-            ));
-        }
+        rec.add_items(&new)
+            .with_context(|| format!("adding the cold-start items of {}", path.display()))?;
+        bars.say(&format!(
+            "added {} cold-start items from {}",
+            new.len(),
+            path.display()
+        ));
     }
     let users: Vec<(String, Vec<String>)> = match &a.users {
         Some(p) => read_users(p)?,
         None => vec![("history".to_string(), a.history.clone())],
     };
-    let items_n = l2_normalize(items);
-    let [n, _] = items_n.dims();
-    let k = a.k.min(n);
-    let mut results = Vec::new();
-    for (user, hist_keys) in &users {
-        let rows: Vec<usize> = hist_keys
-            .iter()
-            .map(|key| {
-                index.get(key.trim()).copied().with_context(|| {
-                    format!(
-                        "user {user:?}: item {key:?} is neither in {} nor in --new-items",
-                        a.data.display()
-                    )
-                })
-            })
-            .collect::<Result<_>>()?;
-        let (_, input) = builder.batch::<B>(&[rows.as_slice()], &cat.tokens, device);
-        let seq = l2_normalize(loaded.model.forward(input).pooler_output);
-        let scores: Vec<f32> = seq
-            .matmul(items_n.clone().transpose())
-            .div_scalar(md.config.temp)
-            .into_data()
-            .convert::<f32>()
-            .into_vec()
-            .map_err(|e| anyhow::anyhow!("reading scores: {e:?}"))?;
-        let mut order: Vec<usize> = (0..n)
-            .filter(|i| !(a.exclude_history && rows.contains(i)))
-            .collect();
-        order.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]).then(x.cmp(&y)));
-        order.truncate(k);
-        results.push((user.clone(), rows, order, scores));
+    let histories: Vec<Vec<&str>> = users
+        .iter()
+        .map(|(_, h)| h.iter().map(|k| k.trim()).collect())
+        .collect();
+    for ((user, _), h) in users.iter().zip(&histories) {
+        if let Some(k) = h.iter().find(|k| rec.row(k).is_none()) {
+            bail!("user {user:?}: item {k:?} is neither in the catalogue nor in --new-items");
+        }
     }
+    let refs: Vec<&[&str]> = histories.iter().map(|h| h.as_slice()).collect();
+    let exclude = !a.include_history;
+    let results = rec.recommend_batch(&refs, a.k, exclude)?;
+    let title = |key: &str| {
+        rec.item(key)
+            .map(|m| m.title().to_string())
+            .unwrap_or_default()
+    };
     if a.json {
-        let out: Vec<_> = results
+        let out: Vec<_> = users
             .iter()
-            .map(|(user, rows, order, scores)| {
+            .zip(&histories)
+            .zip(&results)
+            .map(|(((user, _), hist), recs)| {
                 json!({
                     "user": user,
-                    "history": rows.iter().map(|&r| json!({"key": keys[r], "title": titles[r]})).collect::<Vec<_>>(),
-                    "recommendations": order.iter().map(|&r| json!({"key": keys[r], "title": titles[r], "score": scores[r]})).collect::<Vec<_>>(),
+                    "history": hist.iter().map(|k| json!({"key": k, "title": title(k)})).collect::<Vec<_>>(),
+                    "recommendations": recs.iter().map(|r| json!({"key": r.key, "title": title(&r.key), "score": r.score})).collect::<Vec<_>>(),
                 })
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        for (user, rows, order, scores) in &results {
+        for (((user, _), hist), recs) in users.iter().zip(&histories).zip(&results) {
             println!("{user}: history (oldest first)");
-            for &r in rows {
-                println!("    {:<14} {}", keys[r], titles[r]);
+            for k in hist {
+                println!("    {:<14} {}", k, title(k));
             }
-            println!("  top {k}:");
-            for (rank, &r) in order.iter().enumerate() {
+            println!("  top {}:", recs.len());
+            for (rank, r) in recs.iter().enumerate() {
                 println!(
                     "  {:>3}. {:<14} {:>7.3}  {}",
                     rank + 1,
-                    keys[r],
-                    scores[r],
-                    titles[r]
+                    r.key,
+                    r.score,
+                    title(&r.key)
                 );
             }
         }

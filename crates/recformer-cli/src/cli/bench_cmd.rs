@@ -1,7 +1,7 @@
 //! `recformer bench`: encoder throughput (forward and training step) on a device.
 
 use anyhow::Result;
-use recformer::bench::{measure, ThroughputArgs, ThroughputRow};
+use recformer_train::throughput::{measure, ThroughputArgs, ThroughputRow};
 
 use super::common::{parse_device, with_autodiff_backend};
 

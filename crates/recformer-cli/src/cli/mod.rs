@@ -15,6 +15,28 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// More log output on stderr: -v info, -vv debug, -vvv trace (default: warnings;
+    /// `RUST_LOG` overrides both).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Errors only in the log (warnings hidden).
+    #[arg(short = 'q', global = true)]
+    pub log_errors_only: bool,
+}
+
+impl Cli {
+    /// The log level of `-v` / `-q`.
+    pub fn log_level(&self) -> log::LevelFilter {
+        if self.log_errors_only {
+            return log::LevelFilter::Error;
+        }
+        match self.verbose {
+            0 => log::LevelFilter::Warn,
+            1 => log::LevelFilter::Info,
+            2 => log::LevelFilter::Debug,
+            _ => log::LevelFilter::Trace,
+        }
+    }
 }
 
 const EXAMPLES: &str = "\

@@ -1,3 +1,0 @@
-//! The built-in demo world (`recformer demo`).
-
-pub mod synth;
