@@ -18,9 +18,7 @@ use recformer::train::model_dir::data_config;
 use recformer::train::{encode_all_items, InputBuilder, NoProgress};
 
 fn main() -> Result<()> {
-    let shared = PathBuf::from(
-        std::env::var("RECFORMER_DATA_DIR").unwrap_or_else(|_| "../shared/data".into()),
-    );
+    let shared = recformer::data::shared_data::shared_data_dir(env!("CARGO_MANIFEST_DIR").as_ref());
     let mut args = std::env::args().skip(1);
     let data = args
         .next()

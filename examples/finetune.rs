@@ -14,9 +14,8 @@ use anyhow::Result;
 use recformer::data::{FinetuneDataset, RecformerTokenizer};
 use recformer::model::backend::CpuAutodiff;
 use recformer::model::RecformerConfig;
-use recformer::train::model_dir::data_config;
 use recformer::train::{
-    finetune, FinetuneConfig, FinetuneData, FinetuneOutcome, InputBuilder, NoProgress, RunControl,
+    finetune, FinetuneConfig, FinetuneData, FinetuneOutcome, ModelSpec, NoProgress, RunControl,
     RunDir,
 };
 use recformer_cli::synth::{generate, SynthConfig};
@@ -50,19 +49,18 @@ fn main() -> Result<()> {
     let tokenizer = RecformerTokenizer::train_wordpiece(texts, 1000, true)?;
 
     let mut config = RecformerConfig::tiny();
-    config.vocab_size = tokenizer.vocab_size();
-    config.pad_token_id = tokenizer.pad_token_id() as usize;
     config.hidden_size = 64;
     config.intermediate_size = 256;
     config.max_token_num = 96;
     config.max_item_embeddings = 51;
-    config.max_position_embeddings = config.max_token_num + config.pad_token_id + 2;
     config.attention_window = vec![16; config.num_hidden_layers];
-    config.validate()?;
+    // Vocabulary, pad id and position table from the tokenizer, checked against the config.
+    let spec = ModelSpec::fit(config, tokenizer)?;
 
     let device: burn::tensor::Device<CpuAutodiff> = Default::default();
-    let dcfg = data_config(&config);
-    let item_tokens = tokenizer.encode_catalogue(&dataset.items, &dcfg)?;
+    let item_tokens = spec
+        .tokenizer()
+        .encode_catalogue(&dataset.items, &spec.data_config())?;
     let train_config = FinetuneConfig {
         num_train_epochs: 3,
         batch_size: 16,
@@ -73,13 +71,13 @@ fn main() -> Result<()> {
         ..FinetuneConfig::default()
     };
     let fdata = FinetuneData {
+        spec: &spec,
         dataset: &dataset,
         item_tokens: &item_tokens,
-        builder: InputBuilder::new(&tokenizer, dcfg),
     };
-    let model = config.init_model::<CpuAutodiff>(&device);
+    let model = spec.config().init_model::<CpuAutodiff>(&device);
     let run = RunDir::create(&run_dir)?;
-    match finetune(model, &config, &train_config, &fdata, &run, &device, &RunControl::default(), &NoProgress)? {
+    match finetune(model, &train_config, &fdata, &run, &device, &RunControl::default(), &NoProgress)? {
         FinetuneOutcome::Finished(r) => println!(
             "test NDCG@10 {:.4}  Recall@10 {:.4}  MRR {:.4}  ({} users, {} optimizer steps); best model: {}",
             r.test.ndcg_10,

@@ -12,24 +12,13 @@ use recformer::model::pretrained::FromPretrainedConfig;
 use recformer::model::{AttentionImpl, Pooler, RecformerInput};
 use recformer::ModelDir;
 
-/// `$RECFORMER_DATA_DIR` or `../shared/data`; `None` (test skipped, said on stderr) only when
-/// `RECFORMER_SKIP_DATA_TESTS=1`.
+/// The shared data directory with all-MiniLM-L6-v2 and the Scientific dataset, or `None` (the
+/// test is skipped and says so) when it is absent and was not asked for.
 fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("RECFORMER_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    if dir.join("minilm-l6-v2/config.json").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("RECFORMER_SKIP_DATA_TESTS").as_deref() == Ok("1") {
-        eprintln!("skipping: no minilm-l6-v2 in {}", dir.display());
-        return None;
-    }
-    panic!(
-        "minilm-l6-v2 not found in {}: set RECFORMER_DATA_DIR to the shared data directory, or \
-         RECFORMER_SKIP_DATA_TESTS=1 to skip",
-        dir.display()
-    );
+    recformer::data::shared_data::test_data_dir(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        &["minilm-l6-v2/config.json", "scientific-recformer"],
+    )
 }
 
 #[derive(serde::Deserialize)]

@@ -22,7 +22,7 @@ fn item_matrix_recipe_config_trains_and_exports_a_model_that_evaluate_reproduces
     })
     .write_finetune_layout(&data)
     .unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let hf = root.join("crates/recformer-model/tests/fixtures/pretrained/bert");
     let model = dir.path().join("init");
     ok(&[

@@ -23,7 +23,7 @@ fn init_converts_an_hf_model_that_pretrain_and_evaluate_load() {
     let corpus = dir.path().join("corpus");
     world.write_pretrain_layout(&corpus).unwrap();
     let hf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("crates/recformer-model/tests/fixtures/pretrained/bert");
+        .join("../recformer-model/tests/fixtures/pretrained/bert");
 
     let model = dir.path().join("init");
     let out = recformer(&[
@@ -140,7 +140,7 @@ fn baselines_and_cold_start_split_of_evaluate() {
     });
     world.write_finetune_layout(&data).unwrap();
     let hf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("crates/recformer-model/tests/fixtures/pretrained/bert");
+        .join("../recformer-model/tests/fixtures/pretrained/bert");
     let model = dir.path().join("m");
     ok(&["init", "--from", s(&hf), "--out", s(&model)]);
 

@@ -10,9 +10,9 @@ use rayon::prelude::*;
 use recformer_data::{FinetuneDataset, RecformerDataConfig, RecformerTokenizer};
 
 fn data_dir() -> PathBuf {
-    let dir = std::env::var_os("RECFORMER_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    let dir = recformer_data::shared_data::shared_data_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
+    );
     assert!(
         dir.join("scientific-recformer").is_dir(),
         "shared data not found at {}: set RECFORMER_DATA_DIR",

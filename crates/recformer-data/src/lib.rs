@@ -13,7 +13,7 @@
 //!   ([`sequence`]).
 //! - sequences → [`PaddedBatch`]: [`pad_batch`] right-pads with the collator's values (pad id,
 //!   type 3, item position 50, masks 0) ([`batch`]); [`mask_mlm`] applies whole-word MLM
-//!   masking ([`mlm`]); with feature `burn`, `PaddedBatch::to_tensors` gives Burn tensors.
+//!   masking ([`mlm`]). No Burn types: `recformer-train` turns a [`PaddedBatch`] into the model input.
 //! - datasets: the official finetuning layout ([`FinetuneDataset`]), the pretraining layout
 //!   ([`PretrainCorpus`]), and both built from raw Amazon 2018 files with a report of every bad
 //!   record ([`prepare`]).
@@ -45,8 +45,6 @@
 #![warn(missing_docs)]
 
 pub mod batch;
-#[cfg(feature = "burn")]
-pub mod burn_batch;
 pub mod config;
 pub mod dataset;
 pub mod error;
@@ -55,11 +53,10 @@ mod json_io;
 pub mod mlm;
 pub mod prepare;
 pub mod sequence;
+pub mod shared_data;
 pub mod tokenizer;
 
 pub use batch::{pad_batch, PaddedBatch, PAD_TOKEN_TYPE};
-#[cfg(feature = "burn")]
-pub use burn_batch::{BatchTensors, MlmTensors, RecformerBatcher};
 pub use config::RecformerDataConfig;
 pub use dataset::finetune::{EvalExample, FinetuneDataset, Split};
 pub use dataset::pretrain::PretrainCorpus;

@@ -12,6 +12,9 @@ use crate::error::{Error, Result};
 use crate::heads::RecformerForPretraining;
 use crate::model::RecformerModel;
 
+/// `model_type` written to `config.json` ([`RecformerConfig::save_json`]); reading ignores it.
+pub const MODEL_TYPE: &str = "longformer";
+
 /// Configuration of a RecFormer model, with HF `config.json` field names.
 ///
 /// `attention_window` accepts an int or a per-layer list in JSON and is stored per layer (an int is
@@ -208,10 +211,19 @@ impl RecformerConfig {
         Self::from_json_str(&text, path)
     }
 
-    /// Writes the config as pretty JSON (HF field names; `attention_window` as a per-layer list).
+    /// Writes the config as pretty JSON (HF field names; `attention_window` as a per-layer list),
+    /// with `"model_type": "longformer"` first (the HF config class RecFormer's extends), so that
+    /// HF tools recognise the file.
     pub fn save_json(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let text = serde_json::to_string_pretty(self).map_err(Error::JsonWrite)?;
+        let mut value = serde_json::Map::new();
+        value.insert("model_type".into(), MODEL_TYPE.into());
+        if let serde_json::Value::Object(fields) =
+            serde_json::to_value(self).map_err(Error::JsonWrite)?
+        {
+            value.extend(fields);
+        }
+        let text = serde_json::to_string_pretty(&value).map_err(Error::JsonWrite)?;
         std::fs::write(path, text + "\n").map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,

@@ -466,7 +466,9 @@ pub fn save_safetensors<B: Backend>(
         })?;
         views.push((key.clone(), view));
     }
-    safetensors::serialize_to_file(views, None, path).map_err(|source| {
+    // `{"format": "pt"}`: what PyTorch / HF tools expect of a safetensors checkpoint.
+    let metadata = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors::serialize_to_file(views, Some(metadata), path).map_err(|source| {
         Error::SafetensorsWrite {
             path: path.to_path_buf(),
             source,

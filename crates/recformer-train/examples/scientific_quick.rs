@@ -45,8 +45,8 @@ use recformer_train::metrics::{
 };
 use recformer_train::pretrain::{pretrain, PretrainData};
 use recformer_train::{
-    finetune, FinetuneConfig, FinetuneVariant, InputBuilder, Metrics, MetricsEvent, ModelSpec,
-    PretrainConfig, Progress, RunDir,
+    finetune, FinetuneConfig, FinetuneVariant, Metrics, MetricsEvent, ModelSpec, PretrainConfig,
+    Progress, RunDir,
 };
 
 #[global_allocator]
@@ -88,9 +88,9 @@ fn fmt(m: &Metrics) -> String {
 }
 
 fn data_dir() -> PathBuf {
-    std::env::var_os("RECFORMER_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+    recformer_data::shared_data::shared_data_dir(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."),
+    )
 }
 
 /// Which vocabulary the model uses.
@@ -258,7 +258,7 @@ fn main() -> anyhow::Result<()> {
         ..RecformerConfig::default()
     };
     let spec = ModelSpec::new(model_config, tokenizer)?;
-    let (model_config, tokenizer) = (spec.config().clone(), spec.tokenizer().clone());
+    let (model_config, tokenizer) = (spec.config(), spec.tokenizer());
     let data_config = spec.data_config();
     let item_tokens = tokenizer.encode_catalogue(&dataset.items, &data_config)?;
     eprintln!(
@@ -348,16 +348,14 @@ fn main() -> anyhow::Result<()> {
         };
         let pt_run = RunDir::create(run_path.join("pretrain"))?;
         let pt_data = PretrainData {
+            spec: &spec,
             corpus: &corpus,
             item_tokens: &item_tokens,
-            tokenizer: &tokenizer,
-            builder: InputBuilder::new(&tokenizer, data_config),
         };
         let mut pt_model = model_config.init_pretraining::<CpuAutodiff>(&device);
         pt_model.longformer = model;
         let outcome = pretrain(
             pt_model,
-            &model_config,
             &pt_config,
             &pt_data,
             &pt_run,
@@ -369,7 +367,7 @@ fn main() -> anyhow::Result<()> {
             .best_model
             .context("pretraining ran no validation, so there is no best model")?;
         model =
-            recformer_model::load_checkpoint::<CpuAutodiff>(&best, &model_config, &device)?.model;
+            recformer_model::load_checkpoint::<CpuAutodiff>(&best, model_config, &device)?.model;
         eprintln!(
             "[{:7.1}s] pretraining done ({} epochs), best model {}",
             start.elapsed().as_secs_f64(),
@@ -378,13 +376,12 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let data = FinetuneData {
+        spec: &spec,
         dataset: &dataset,
         item_tokens: &item_tokens,
-        builder: InputBuilder::new(&tokenizer, data_config),
     };
     let outcome = finetune(
         model,
-        &model_config,
         &config,
         &data,
         &run,

@@ -56,16 +56,28 @@ impl InputBuilder {
     }
 }
 
-/// Moves a padded batch to `device` as a [`RecformerInput`].
+/// Moves a padded batch to `device` as a [`RecformerInput`] (the one conversion from the data
+/// crate's batches to model inputs).
 pub fn to_input<B: Backend>(batch: &PaddedBatch, device: &B::Device) -> RecformerInput<B> {
-    let t = batch.to_tensors::<B>(device);
+    let shape = [batch.batch_size, batch.seq_len];
+    let int = |values: &[u32]| int_tensor::<B>(values, shape, device);
     RecformerInput::new(
-        t.input_ids,
-        t.attention_mask,
-        t.token_type_ids,
-        t.item_position_ids,
-        t.global_attention_mask,
+        int(&batch.input_ids),
+        int(&batch.attention_mask),
+        int(&batch.token_type_ids),
+        int(&batch.item_position_ids),
+        int(&batch.global_attention_mask),
     )
+}
+
+/// `[rows, cols]` int tensor of row-major `values`.
+fn int_tensor<B: Backend>(
+    values: &[u32],
+    shape: [usize; 2],
+    device: &B::Device,
+) -> Tensor<B, 2, Int> {
+    let data: Vec<i64> = values.iter().map(|&v| v as i64).collect();
+    Tensor::from_data(burn::tensor::TensorData::new(data, shape), device)
 }
 
 /// The same input with other token ids (MLM-masked ids), `[batch_size, seq_len]` row-major.
@@ -74,10 +86,7 @@ pub fn with_input_ids<B: Backend>(
     ids: &[u32],
     device: &B::Device,
 ) -> RecformerInput<B> {
-    let [b, l] = input.dims();
-    let data: Vec<i64> = ids.iter().map(|&v| v as i64).collect();
     let mut out = input.clone();
-    out.input_ids =
-        Tensor::<B, 2, Int>::from_data(burn::tensor::TensorData::new(data, [b, l]), device);
+    out.input_ids = int_tensor(ids, input.dims(), device);
     out
 }

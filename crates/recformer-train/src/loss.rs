@@ -1,7 +1,7 @@
 //! Training losses of RecFormer.
 //!
 //! * MLM: cross-entropy over the vocabulary, mean over positions whose label is not
-//!   [`IGNORE_INDEX`] (-100). [`mlm_loss_lean`] (default) runs the LM head only on the masked
+//!   [`IGNORE_LABEL`] (-100). [`mlm_loss_lean`] (default) runs the LM head only on the masked
 //!   positions; [`mlm_loss_full`] computes logits for every position like the official code.
 //!   Both give the same value (tested).
 //! * IIC (item-item contrastive): `cos(z_seq_i, z_item_j) / temp` over in-batch targets,
@@ -16,9 +16,9 @@ use recformer_model::{cosine_scores, l2_normalize, LongformerLMHead};
 
 /// Label value ignored by the MLM loss (PyTorch's `ignore_index`): the label the masking in
 /// `recformer-data` writes for unmasked positions, one constant for both crates.
-pub use recformer_data::IGNORE_LABEL as IGNORE_INDEX;
+pub use recformer_data::IGNORE_LABEL;
 
-/// Cross-entropy (mean) of `logits` against `labels`, ignoring [`IGNORE_INDEX`].
+/// Cross-entropy (mean) of `logits` against `labels`, ignoring [`IGNORE_LABEL`].
 ///
 /// Returns 0 (with a graph attached) when every label is ignored, where PyTorch would return NaN.
 ///
@@ -31,20 +31,20 @@ pub fn cross_entropy_ignore<B: Backend>(logits: Tensor<B, 2>, labels: &[i64]) ->
     let [n, v] = logits.dims();
     assert_eq!(labels.len(), n, "one label per logits row");
     let device = logits.device();
-    let count = labels.iter().filter(|&&l| l != IGNORE_INDEX).count();
+    let count = labels.iter().filter(|&&l| l != IGNORE_LABEL).count();
     for &l in labels {
         assert!(
-            l == IGNORE_INDEX || (0..v as i64).contains(&l),
+            l == IGNORE_LABEL || (0..v as i64).contains(&l),
             "label {l} outside vocabulary of {v}"
         );
     }
     let idx: Vec<i64> = labels
         .iter()
-        .map(|&l| if l == IGNORE_INDEX { 0 } else { l })
+        .map(|&l| if l == IGNORE_LABEL { 0 } else { l })
         .collect();
     let weight: Vec<f32> = labels
         .iter()
-        .map(|&l| if l == IGNORE_INDEX { 0.0 } else { 1.0 })
+        .map(|&l| if l == IGNORE_LABEL { 0.0 } else { 1.0 })
         .collect();
     let idx = Tensor::<B, 2, Int>::from_data(TensorData::new(idx, [n, 1]), &device);
     let weight = Tensor::<B, 2>::from_data(TensorData::new(weight, [n, 1]), &device);
@@ -63,7 +63,7 @@ pub fn mlm_loss_full<B: Backend>(logits: Tensor<B, 3>, labels: &[i64]) -> Tensor
 
 /// MLM loss computing vocabulary logits only at the labelled positions (lean mode, default).
 ///
-/// Gathers the hidden states of positions whose label is not [`IGNORE_INDEX`] and runs
+/// Gathers the hidden states of positions whose label is not [`IGNORE_LABEL`] and runs
 /// `lm_head.forward_rows` on them: same value as [`mlm_loss_full`], far less memory.
 ///
 /// # Shapes
@@ -79,7 +79,7 @@ pub fn mlm_loss_lean<B: Backend>(
     let positions: Vec<i64> = labels
         .iter()
         .enumerate()
-        .filter(|(_, &lab)| lab != IGNORE_INDEX)
+        .filter(|(_, &lab)| lab != IGNORE_LABEL)
         .map(|(i, _)| i as i64)
         .collect();
     if positions.is_empty() {

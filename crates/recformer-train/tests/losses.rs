@@ -7,7 +7,7 @@ use common::Inner;
 use recformer_model::{LongformerLMHead, RecformerConfig};
 use recformer_train::loss::{
     cross_entropy_ignore, finetune_loss, iic_loss, in_batch_accuracy, mlm_loss_full, mlm_loss_lean,
-    IGNORE_INDEX,
+    IGNORE_LABEL,
 };
 
 fn values<const D: usize>(t: Tensor<Inner, D>) -> Vec<f64> {
@@ -55,10 +55,10 @@ fn cosine(a: &[f64], b: &[f64]) -> f64 {
 fn cross_entropy_ignores_minus_100() {
     let logits = rand2(5, 7, 1);
     let rows = values(logits.clone());
-    let labels = [3, IGNORE_INDEX, 0, 6, IGNORE_INDEX];
+    let labels = [3, IGNORE_LABEL, 0, 6, IGNORE_LABEL];
     let mut expected = 0.0;
     for (i, &l) in labels.iter().enumerate() {
-        if l != IGNORE_INDEX {
+        if l != IGNORE_LABEL {
             expected -= log_softmax_row(&rows[i * 7..i * 7 + 7])[l as usize];
         }
     }
@@ -66,7 +66,7 @@ fn cross_entropy_ignores_minus_100() {
     let got = scalar(cross_entropy_ignore(logits.clone(), &labels));
     assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
     // all ignored: 0, not NaN
-    let got = scalar(cross_entropy_ignore(logits, &[IGNORE_INDEX; 5]));
+    let got = scalar(cross_entropy_ignore(logits, &[IGNORE_LABEL; 5]));
     assert_eq!(got, 0.0);
 }
 
@@ -134,7 +134,7 @@ fn lean_mlm_equals_full_mlm() {
     let head = LongformerLMHead::<Inner>::init(&config, &device);
     let (b, l, h) = (2, 6, config.hidden_size);
     let hidden = Tensor::<Inner, 3>::random([b, l, h], Distribution::Normal(0.0, 1.0), &device);
-    let mut labels = vec![IGNORE_INDEX; b * l];
+    let mut labels = vec![IGNORE_LABEL; b * l];
     labels[1] = 5;
     labels[4] = 63;
     labels[7] = 0;
@@ -143,7 +143,7 @@ fn lean_mlm_equals_full_mlm() {
     let lean = scalar(mlm_loss_lean(&head, hidden.clone(), &labels));
     assert!((full - lean).abs() < 1e-5, "{full} vs {lean}");
     assert!(full > 0.0);
-    let none = scalar(mlm_loss_lean(&head, hidden, &[IGNORE_INDEX; 12]));
+    let none = scalar(mlm_loss_lean(&head, hidden, &[IGNORE_LABEL; 12]));
     assert_eq!(none, 0.0);
 }
 
@@ -165,7 +165,7 @@ fn lean_and_full_mlm_give_the_same_gradients() {
             if i % 3 == 0 {
                 (i * 7 % 64) as i64
             } else {
-                IGNORE_INDEX
+                IGNORE_LABEL
             }
         })
         .collect();

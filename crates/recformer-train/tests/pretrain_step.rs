@@ -21,10 +21,9 @@ fn total_loss_is_iic_plus_weighted_mlm_and_weight_zero_skips_mlm() {
     // Inference backend: no dropout, so both calls see the same IIC passes.
     let model = w.model_config.init_pretraining::<Inner>(&device);
     let data = PretrainData {
+        spec: &w.spec,
         corpus: &w.corpus,
         item_tokens: &w.item_tokens,
-        tokenizer: &w.tokenizer,
-        builder: w.builder,
     };
     let pairs = sample_pretrain_epoch(&w.corpus.train, &mut ChaCha8Rng::seed_from_u64(3));
     let pairs = &pairs[..6];

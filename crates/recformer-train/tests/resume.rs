@@ -118,13 +118,12 @@ fn finetune_resume_matches_uninterrupted_run() {
     let device = Default::default();
     let model = w.model_config.init_model::<B>(&device);
     let data = FinetuneData {
+        spec: &w.spec,
         dataset: &w.dataset,
         item_tokens: &w.item_tokens,
-        builder: w.builder,
     };
     let err = finetune(
         model,
-        &w.model_config,
         &other,
         &data,
         &RunDir::create(&c_dir).unwrap(),
@@ -204,10 +203,9 @@ fn pretrain_resume_matches_uninterrupted_run() {
         ..PretrainConfig::default()
     };
     let data = PretrainData {
+        spec: &w.spec,
         corpus: &w.corpus,
         item_tokens: &w.item_tokens,
-        tokenizer: &w.tokenizer,
-        builder: w.builder,
     };
     let run = |dir: &Path, stop: Option<usize>| {
         let device = Default::default();
@@ -215,7 +213,6 @@ fn pretrain_resume_matches_uninterrupted_run() {
         let model = w.model_config.init_pretraining::<B>(&device);
         pretrain(
             model,
-            &w.model_config,
             &config,
             &data,
             &RunDir::create(dir).unwrap(),

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::backend::AutodiffBackend;
 use recformer_data::{PretrainCorpus, RecformerTokenizer};
 use recformer_model::{LongformerLMHead, RecformerForPretraining};
-use recformer_train::model_dir::{ModelDir, ModelSpec, RUN_MODEL_SUBDIR};
+use recformer_train::model_dir::{ModelDir, ModelSpec};
 use recformer_train::{
     finetune, pretrain, FinetuneConfig, FinetuneData, FinetuneOutcome, FinetuneVariant,
     PretrainConfig, PretrainData, RunControl, RunDir,
@@ -224,12 +224,11 @@ pub fn pretrain_on<B: AutodiffBackend>(
             (spec, m)
         }
     };
-    let (model_config, tokenizer) = (spec.config(), spec.tokenizer());
     let dcfg = spec.data_config();
     let t0 = Instant::now();
     let corpus = PretrainCorpus::load(&a.data)
         .with_context(|| format!("loading corpus {}", a.data.display()))?;
-    let tokens = tokenizer.encode_catalogue(&corpus.items, &dcfg)?;
+    let tokens = spec.tokenizer().encode_catalogue(&corpus.items, &dcfg)?;
     bars.say(&format!(
         "corpus {}: {} train / {} dev sequences, {} items, tokenised in {:.1}s",
         a.data.display(),
@@ -239,15 +238,13 @@ pub fn pretrain_on<B: AutodiffBackend>(
         t0.elapsed().as_secs_f64()
     ));
     let data = PretrainData {
+        spec: &spec,
         corpus: &corpus,
         item_tokens: &tokens,
-        tokenizer,
-        builder: spec.input_builder(),
     };
     let run = RunDir::create(&a.common.out)?;
     let outcome = pretrain(
         model,
-        model_config,
         cfg,
         &data,
         &run,
@@ -255,10 +252,10 @@ pub fn pretrain_on<B: AutodiffBackend>(
         &RunControl::default(),
         &bars,
     )?;
-    let Some(best) = outcome.best_model else {
+    if outcome.best_model.is_none() {
         bail!("pretraining ran no validation, so there is no best checkpoint to export (set val_check_interval or run at least one epoch)");
-    };
-    let md = ModelDir::export(&run.path(RUN_MODEL_SUBDIR), &spec, &best, None)?;
+    }
+    let md = ModelDir::open(run.root())?;
     println!(
         "pretraining done: {} optimizer steps in {:.0}s; best checkpoint exported to {}",
         outcome.state.optimizer_steps,
@@ -268,7 +265,8 @@ pub fn pretrain_on<B: AutodiffBackend>(
     Ok(md)
 }
 
-/// Finetunes and exports `RUN/model` (weights + item matrix). Returns the result and the model dir.
+/// Finetunes (the library exports `RUN/model`: weights + item index). Returns the result and the
+/// model dir.
 pub fn finetune_on<B: AutodiffBackend>(
     a: &FinetuneArgs,
     cfg: &FinetuneConfig,
@@ -285,9 +283,9 @@ pub fn finetune_on<B: AutodiffBackend>(
         md.load::<B>(device)?.model
     };
     let data = FinetuneData {
+        spec: &md.spec,
         dataset: &cat.dataset,
         item_tokens: &cat.tokens,
-        builder: md.spec.input_builder(),
     };
     let run = RunDir::create(&a.common.out)?;
     if run.has_state() {
@@ -296,7 +294,6 @@ pub fn finetune_on<B: AutodiffBackend>(
     let t0 = Instant::now();
     let outcome = finetune(
         model,
-        md.config(),
         cfg,
         &data,
         &run,
@@ -307,16 +304,7 @@ pub fn finetune_on<B: AutodiffBackend>(
     let FinetuneOutcome::Finished(result) = outcome else {
         bail!("finetuning stopped before the end; run the same command again to resume");
     };
-    let items = result
-        .best_model
-        .parent()
-        .map(|d| d.join(recformer_train::run_dir::ITEMS_FILE));
-    let exported = ModelDir::export(
-        &run.path(RUN_MODEL_SUBDIR),
-        &md.spec,
-        &result.best_model,
-        items.as_deref().filter(|p| p.is_file()),
-    )?;
+    let exported = ModelDir::open(run.root())?;
     let mut out = serde_json::json!({
         "test": result.test,
         "best_val": result.best_val,

@@ -5,25 +5,13 @@ use std::path::{Path, PathBuf};
 
 use recformer_data::RecformerTokenizer;
 
-/// The shared real-data directory: `$RECFORMER_DATA_DIR`, else `../shared/data` next to the
-/// workspace. Missing data fails the test, unless `RECFORMER_SKIP_DATA_TESTS=1` (then `None`).
+/// The shared real-data directory with the Scientific dataset and the tokenizers, or `None`
+/// (the test is skipped and says so) when it is absent and was not asked for.
 pub fn data_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("RECFORMER_DATA_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
-    };
-    if dir.join("scientific-recformer").is_dir() && dir.join("tokenizers").is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("RECFORMER_SKIP_DATA_TESTS").as_deref() == Ok("1") {
-        eprintln!("skipping: no real data at {}", dir.display());
-        return None;
-    }
-    panic!(
-        "real data not found at {} (needs scientific-recformer/ and tokenizers/): set \
-         RECFORMER_DATA_DIR to the shared data directory, or RECFORMER_SKIP_DATA_TESTS=1 to skip",
-        dir.display()
-    );
+    recformer_data::shared_data::test_data_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
+        &["scientific-recformer", "tokenizers"],
+    )
 }
 
 pub fn roberta(data: &Path) -> RecformerTokenizer {

@@ -23,7 +23,7 @@ pub fn encode_items_with<B: AutodiffBackend>(
     encode_all_items(
         &model.valid(),
         data.item_tokens,
-        &data.builder,
+        &data.builder(),
         batch_size,
         device,
         progress,
@@ -47,7 +47,7 @@ pub fn evaluate_split<B: Backend>(
         items,
         data.item_tokens,
         &examples,
-        &data.builder,
+        &data.builder(),
         options,
         device,
         progress,

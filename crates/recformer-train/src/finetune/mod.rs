@@ -24,7 +24,7 @@ use burn::module::Module;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 use recformer_data::{FinetuneDataset, ItemTokens, Split};
-use recformer_model::{RecformerConfig, RecformerModel};
+use recformer_model::RecformerModel;
 
 pub use self::eval::{encode_items_with, evaluate_split};
 pub use self::sampling::sample_epoch;
@@ -35,6 +35,7 @@ use crate::config::{FinetuneConfig, FinetuneVariant};
 use crate::error::{Error, Result};
 use crate::freeze::freeze_word_embeddings;
 use crate::inputs::InputBuilder;
+use crate::model_dir::{ModelDir, ModelSpec, RUN_MODEL_SUBDIR};
 use crate::progress::{MetricsEvent, Progress};
 use crate::run_dir::{self, RunDir};
 use crate::schedule::{DecayKind, LrSchedule};
@@ -43,12 +44,20 @@ use crate::stepper::{OptimizerStepper, StepperConfig};
 /// Data needed by finetuning and evaluation.
 #[derive(Debug, Clone, Copy)]
 pub struct FinetuneData<'a> {
+    /// The model config and tokenizer (special ids, limits); exported with the best weights as
+    /// `RUN/model`.
+    pub spec: &'a ModelSpec,
     /// The dataset (train / val / test, item rows).
     pub dataset: &'a FinetuneDataset,
     /// Tokens of every item, indexed by item row.
     pub item_tokens: &'a [ItemTokens],
-    /// Sequence construction (special ids, limits).
-    pub builder: InputBuilder,
+}
+
+impl FinetuneData<'_> {
+    /// Sequence construction (special ids from the tokenizer, limits from the config).
+    pub fn builder(&self) -> InputBuilder {
+        self.spec.input_builder()
+    }
 }
 
 /// Limits of one call (not part of the run's semantics; used to interrupt runs).
@@ -63,11 +72,10 @@ pub struct RunControl {
 /// `model` is the initial model (pretrained, or freshly initialised for the "finetuning only"
 /// ablation). If `run` holds a `state.json`, the run resumes from its last checkpoint (the given
 /// weights are replaced by the checkpoint's) and the saved training config must equal `config`.
-/// A finished run returns its stored result.
-#[allow(clippy::too_many_arguments)]
+/// A finished run returns its stored result. The best model is exported as a model directory
+/// `RUN/model` ([`ModelDir::open`] accepts the run directory itself).
 pub fn finetune<B: AutodiffBackend>(
     model: RecformerModel<B>,
-    model_config: &RecformerConfig,
     config: &FinetuneConfig,
     data: &FinetuneData<'_>,
     run: &RunDir,
@@ -106,7 +114,7 @@ pub fn finetune<B: AutodiffBackend>(
     };
     let mut stepper = OptimizerStepper::<B, RecformerModel<B>>::new(stepper_config);
 
-    let mut trainer = Trainer::<B>::new(config, model_config, data, run, device, progress);
+    let mut trainer = Trainer::<B>::new(config, data.spec.config(), data, run, device, progress);
     if config.variant == FinetuneVariant::ItemMatrix {
         return item_matrix::finetune_item_matrix(trainer, model, control);
     }
@@ -259,6 +267,13 @@ fn finish<B: AutodiffBackend>(
         optimizer_steps,
     };
     trainer.run.save_json(run_dir::RESULT_FILE, &result)?;
+    let items = result.best_model.with_file_name(run_dir::ITEMS_FILE);
+    ModelDir::export(
+        &trainer.run.path(RUN_MODEL_SUBDIR),
+        trainer.data.spec,
+        &result.best_model,
+        Some(&items),
+    )?;
     trainer.state.result = Some(result.clone());
     trainer.state.optimizer_steps = optimizer_steps;
     trainer.state.last_dir = None;

@@ -271,7 +271,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
             let labels: Vec<usize> = chunk.iter().map(|(_, l)| *l).collect();
             let (_, input) =
                 self.data
-                    .builder
+                    .builder()
                     .batch::<B>(&histories, self.data.item_tokens, self.device);
             let seq = model.forward(input).pooler_output;
             let loss = finetune_loss(

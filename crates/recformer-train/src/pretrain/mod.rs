@@ -19,7 +19,7 @@ use burn::tensor::ElementConversion;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use recformer_data::{ItemTokens, MlmConfig, PretrainCorpus, RecformerTokenizer};
-use recformer_model::{save_safetensors, RecformerConfig, RecformerForPretraining};
+use recformer_model::{save_safetensors, RecformerForPretraining};
 
 pub use self::state::{KeptCheckpoint, PretrainOutcome, PretrainState};
 pub use self::step::{
@@ -32,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::finetune::RunControl;
 use crate::freeze::freeze_pretraining_word_embeddings;
 use crate::inputs::InputBuilder;
+use crate::model_dir::{ModelDir, ModelSpec, RUN_MODEL_SUBDIR};
 use crate::progress::{MetricsEvent, Progress};
 use crate::run_dir::{self, RunDir};
 use crate::schedule::{DecayKind, LrSchedule};
@@ -41,14 +42,25 @@ use crate::stepper::{OptimizerStepper, StepperConfig};
 /// Data needed by pretraining.
 #[derive(Debug, Clone, Copy)]
 pub struct PretrainData<'a> {
+    /// The model config and tokenizer (special ids, word starts for whole-word masking, limits);
+    /// exported with the best weights as `RUN/model`.
+    pub spec: &'a ModelSpec,
     /// Training and dev sequences (item rows).
     pub corpus: &'a PretrainCorpus,
     /// Tokens of every item, indexed by item row.
     pub item_tokens: &'a [ItemTokens],
-    /// Tokenizer (special ids and word starts for whole-word masking).
-    pub tokenizer: &'a RecformerTokenizer,
-    /// Sequence construction.
-    pub builder: InputBuilder,
+}
+
+impl PretrainData<'_> {
+    /// Sequence construction (special ids from the tokenizer, limits from the config).
+    pub fn builder(&self) -> InputBuilder {
+        self.spec.input_builder()
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &RecformerTokenizer {
+        self.spec.tokenizer()
+    }
 }
 
 struct Run<'a> {
@@ -152,10 +164,10 @@ impl Run<'_> {
 
 /// Runs (or resumes) pretraining in `run`. `control.stop_after_epochs` interrupts after that many
 /// epochs of this call. Resuming requires the same `config` as saved in the run directory.
-#[allow(clippy::too_many_arguments)]
+/// When the run finishes, its best checkpoint is exported as a model directory `RUN/model`
+/// ([`ModelDir::open`] accepts the run directory itself).
 pub fn pretrain<B: AutodiffBackend>(
     model: RecformerForPretraining<B>,
-    model_config: &RecformerConfig,
     config: &PretrainConfig,
     data: &PretrainData<'_>,
     run: &RunDir,
@@ -164,6 +176,7 @@ pub fn pretrain<B: AutodiffBackend>(
     progress: &dyn Progress,
 ) -> Result<PretrainOutcome> {
     config.validate()?;
+    let model_config = data.spec.config();
     let num_items = data.corpus.num_items();
     checkpoint::check_item_rows(data.item_tokens.len(), num_items)?;
     let num_seqs = data.corpus.train.iter().filter(|s| !s.is_empty()).count();
@@ -340,8 +353,12 @@ pub fn pretrain<B: AutodiffBackend>(
         }
         r.save_last(&model, &mut stepper)?;
     }
+    let best = best_model(&r.state);
+    if let Some(best) = &best {
+        ModelDir::export(&run.path(RUN_MODEL_SUBDIR), data.spec, best, None)?;
+    }
     Ok(PretrainOutcome {
-        best_model: best_model(&r.state),
+        best_model: best,
         state: r.state,
     })
 }

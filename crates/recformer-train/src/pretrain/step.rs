@@ -72,13 +72,13 @@ pub fn pretrain_step<B: Backend, R: Rng>(
     let targets: Vec<[usize; 1]> = pairs.iter().map(|(_, t)| [*t]).collect();
     let target_refs: Vec<&[usize]> = targets.iter().map(|t| t.as_slice()).collect();
     let (batch_a, input_a) = data
-        .builder
+        .builder()
         .batch::<B>(&histories, data.item_tokens, device);
     let (batch_b, input_b) = data
-        .builder
+        .builder()
         .batch::<B>(&target_refs, data.item_tokens, device);
-    let masked_a = mask_mlm(&batch_a, data.tokenizer, mlm, rng);
-    let masked_b = mask_mlm(&batch_b, data.tokenizer, mlm, rng);
+    let masked_a = mask_mlm(&batch_a, data.tokenizer(), mlm, rng);
+    let masked_b = mask_mlm(&batch_b, data.tokenizer(), mlm, rng);
 
     let z1 = model.longformer.forward(input_a.clone()).pooler_output;
     let z2 = model.longformer.forward(input_b.clone()).pooler_output;
@@ -149,10 +149,10 @@ pub fn validate_pretrain<B: Backend>(
         let targets: Vec<[usize; 1]> = chunk.iter().map(|(_, t)| [*t]).collect();
         let target_refs: Vec<&[usize]> = targets.iter().map(|t| t.as_slice()).collect();
         let (_, a) = data
-            .builder
+            .builder()
             .batch::<B>(&histories, data.item_tokens, device);
         let (_, b) = data
-            .builder
+            .builder()
             .batch::<B>(&target_refs, data.item_tokens, device);
         let z1 = model.longformer.forward(a).pooler_output;
         let z2 = model.longformer.forward(b).pooler_output;

@@ -25,6 +25,7 @@ pub struct World {
     pub corpus: PretrainCorpus,
     pub item_tokens: Vec<ItemTokens>,
     pub builder: InputBuilder,
+    pub spec: recformer_train::ModelSpec,
 }
 
 pub fn items() -> Vec<ItemMeta> {
@@ -88,6 +89,7 @@ pub fn world(dir: &Path) -> World {
     };
     let item_tokens = tokenizer.encode_catalogue(&items, &data_config).unwrap();
     let builder = InputBuilder::new(&tokenizer, data_config);
+    let spec = recformer_train::ModelSpec::new(model_config.clone(), tokenizer.clone()).unwrap();
     World {
         tokenizer,
         data_config,
@@ -96,6 +98,7 @@ pub fn world(dir: &Path) -> World {
         corpus,
         item_tokens,
         builder,
+        spec,
     }
 }
 
@@ -112,13 +115,12 @@ pub fn run_finetune(
     B::seed(&device, 7);
     let model = w.model_config.init_model::<B>(&device);
     let data = recformer_train::FinetuneData {
+        spec: &w.spec,
         dataset: &w.dataset,
         item_tokens: &w.item_tokens,
-        builder: w.builder,
     };
     recformer_train::finetune(
         model,
-        &w.model_config,
         config,
         &data,
         &recformer_train::RunDir::create(dir).unwrap(),
