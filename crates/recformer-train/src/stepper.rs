@@ -34,6 +34,13 @@ pub struct StepperConfig {
 /// Call [`OptimizerStepper::backward`] once per micro-batch with the *unscaled* loss; it divides
 /// by the accumulation count (as the official `loss / 8`), accumulates, and every `accumulation`
 /// micro-batches clips, steps with `schedule.lr(optimizer_steps)` and counts the step.
+///
+/// The same work in its stages, for a loop that needs a seam between them (a gradient
+/// all-reduce across data-parallel workers, a loss scaler's unscale):
+/// [`OptimizerStepper::gradients`] (backward of the scaled loss) →
+/// [`OptimizerStepper::accumulate`] → when [`OptimizerStepper::ready`],
+/// [`OptimizerStepper::step_with`] (the hook sees the summed gradients before clipping) →
+/// clip → AdamW step.
 pub struct OptimizerStepper<B: AutodiffBackend, M: AutodiffModule<B>> {
     optim: OptimizerAdaptor<AdamW, M, B>,
     accumulator: GradientsAccumulator<M>,
@@ -61,24 +68,46 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> OptimizerStepper<B, M> {
 
     /// Backward of one micro-batch; steps the optimizer when enough micro-batches are accumulated.
     pub fn backward(&mut self, model: M, loss: Tensor<B, 1>) -> M {
-        let loss = loss.div_scalar(self.config.accumulation as f64);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        self.accumulator.accumulate(&model, grads);
-        self.pending += 1;
-        if self.pending >= self.config.accumulation {
+        let grads = self.gradients(&model, loss);
+        self.accumulate(&model, grads);
+        if self.ready() {
             self.step(model)
         } else {
             model
         }
     }
 
+    /// The gradients of one micro-batch: backward of `loss / accumulation`.
+    pub fn gradients(&self, model: &M, loss: Tensor<B, 1>) -> GradientsParams {
+        let loss = loss.div_scalar(self.config.accumulation as f64);
+        GradientsParams::from_grads(loss.backward(), model)
+    }
+
+    /// Adds one micro-batch's gradients to the pending sum.
+    pub fn accumulate(&mut self, model: &M, grads: GradientsParams) {
+        self.accumulator.accumulate(model, grads);
+        self.pending += 1;
+    }
+
+    /// Whether `accumulation` micro-batches are pending (time for an optimizer step).
+    pub fn ready(&self) -> bool {
+        self.pending >= self.config.accumulation
+    }
+
     /// Applies the accumulated gradients now (e.g. Lightning's step at the end of an epoch).
     /// Does nothing when no micro-batch is pending.
     pub fn step(&mut self, model: M) -> M {
+        self.step_with(model, |_, _| {})
+    }
+
+    /// [`OptimizerStepper::step`] with `hook` run on the summed gradients before clipping (the
+    /// seam for a gradient all-reduce or a loss scaler's unscale).
+    pub fn step_with(&mut self, model: M, hook: impl FnOnce(&M, &mut GradientsParams)) -> M {
         if self.pending == 0 {
             return model;
         }
         let mut grads = self.accumulator.grads();
+        hook(&model, &mut grads);
         if let Some(max) = self.config.max_grad_norm {
             clip_grad_norm::<B, M>(&model, &mut grads, max);
         }
