@@ -44,6 +44,7 @@ pub mod loader;
 pub mod model;
 pub mod presets;
 pub mod pretrained;
+pub mod save;
 pub mod similarity;
 mod token_linear;
 
@@ -58,8 +59,7 @@ pub use layer::{
     LongformerAttention, LongformerIntermediate, LongformerLayer, LongformerOutput,
     LongformerSelfOutput,
 };
-pub use loader::{
-    load_checkpoint, load_checkpoint_as, save_safetensors, CheckpointPrefix, LoadedCheckpoint,
-};
+pub use loader::{load_checkpoint, load_checkpoint_as, CheckpointPrefix, LoadedCheckpoint};
 pub use model::{Pooler, RecformerModel};
-pub use similarity::{cosine_logits, cosine_scores, l2_normalize};
+pub use save::save_safetensors;
+pub use similarity::{cosine_logits, cosine_scores, l2_normalize, normalized_scores};

@@ -38,7 +38,20 @@ pub fn cosine_scores<B: Backend>(
     items_normalized: Tensor<B, 2>,
     temp: f64,
 ) -> Tensor<B, 2> {
-    l2_normalize(users)
+    normalized_scores(l2_normalize(users), items_normalized, temp)
+}
+
+/// [`cosine_scores`] when the users are normalised too (a loss that normalises once and scores
+/// chunks of the item matrix): `users_normalized · items_normalizedᵀ / temp`.
+///
+/// # Shapes
+/// - users_normalized: `[nu, d]`, items_normalized: `[ni, d]` -> `[nu, ni]`
+pub fn normalized_scores<B: Backend>(
+    users_normalized: Tensor<B, 2>,
+    items_normalized: Tensor<B, 2>,
+    temp: f64,
+) -> Tensor<B, 2> {
+    users_normalized
         .matmul(items_normalized.transpose())
         .div_scalar(temp)
 }

@@ -12,7 +12,7 @@
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use recformer_model::{cosine_scores, l2_normalize, LongformerLMHead};
+use recformer_model::{cosine_scores, l2_normalize, normalized_scores, LongformerLMHead};
 
 /// Label value ignored by the MLM loss (PyTorch's `ignore_index`): the label the masking in
 /// `recformer-data` writes for unmasked positions, one constant for both crates.
@@ -165,10 +165,7 @@ pub fn finetune_loss<B: Backend>(
     while start < n {
         let end = (start + chunk).min(n);
         let items_c = items_normalized.clone().slice([start..end, 0..h]);
-        let part = seq_n
-            .clone()
-            .matmul(items_c.transpose())
-            .div_scalar(temp)
+        let part = normalized_scores(seq_n.clone(), items_c, temp)
             .sub_scalar(shift)
             .exp()
             .sum_dim(1);
