@@ -30,7 +30,7 @@ fn collect_hf<B: Backend, M: ModuleSnapshot<B>>(
     Ok(())
 }
 
-/// Saves our checkpoints as f32 safetensors in HF key naming, so that [`load_checkpoint`] (and the
+/// Saves our checkpoints as f32 safetensors in HF key naming, so that [`load_checkpoint`](crate::load_checkpoint) (and the
 /// official PyTorch code) can read them. Style: `Model` when only `model` is given, else
 /// `longformer.*` plus `lm_head.*` (with the tied `lm_head.decoder.bias` duplicate, as PyTorch writes
 /// it) and/or `item_embedding.weight`.

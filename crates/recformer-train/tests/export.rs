@@ -89,3 +89,101 @@ fn a_finished_pretraining_run_opens_as_a_model_directory() {
     );
     assert!(md.items.is_none());
 }
+
+#[test]
+fn a_stop_request_interrupts_at_the_next_checkpoint_and_the_run_resumes() {
+    use std::sync::atomic::AtomicBool;
+    let tmp = tempfile::tempdir().unwrap();
+    let w = world(tmp.path());
+    let stop = AtomicBool::new(true);
+    let control = RunControl {
+        stop: Some(&stop),
+        ..RunControl::default()
+    };
+    // Finetuning stops at the end of the first epoch, with its resume checkpoint written.
+    let config = FinetuneConfig {
+        num_train_epochs: 3,
+        batch_size: 8,
+        gradient_accumulation_steps: 1,
+        eval_batch_size: 8,
+        encode_batch_size: 6,
+        ..FinetuneConfig::default()
+    };
+    let device = Default::default();
+    let run = tmp.path().join("ft");
+    let data = recformer_train::FinetuneData {
+        spec: &w.spec,
+        dataset: &w.dataset,
+        item_tokens: &w.item_tokens,
+    };
+    let outcome = recformer_train::finetune(
+        w.model_config.init_model::<B>(&device),
+        &config,
+        &data,
+        &RunDir::create(&run).unwrap(),
+        &device,
+        &control,
+        &NoProgress,
+    )
+    .unwrap();
+    let FinetuneOutcome::Interrupted(state) = outcome else {
+        panic!("a stop request must interrupt the run");
+    };
+    assert_eq!(state.epoch, 1);
+    assert!(state.last_dir.is_some(), "a resume checkpoint is written");
+
+    // Pretraining stops after the micro-batch during which the request comes, and resumes.
+    let pt_config = PretrainConfig {
+        max_epochs: 1,
+        batch_size: 4,
+        gradient_accumulation_steps: 2,
+        val_batch_size: 6,
+        ..PretrainConfig::default()
+    };
+    let pt_data = PretrainData {
+        spec: &w.spec,
+        corpus: &w.corpus,
+        item_tokens: &w.item_tokens,
+    };
+    let pt_run = RunDir::create(tmp.path().join("pt")).unwrap();
+    let pt_stop = AtomicBool::new(false);
+    let first = pretrain(
+        w.model_config.init_pretraining::<B>(&device),
+        &pt_config,
+        &pt_data,
+        &pt_run,
+        &device,
+        &RunControl {
+            stop: Some(&pt_stop),
+            ..RunControl::default()
+        },
+        &StopOnFirstBatch(&pt_stop),
+    )
+    .unwrap();
+    assert!(!first.state.finished);
+    assert_eq!(first.state.batch_in_epoch, 1);
+    let resumed = pretrain(
+        w.model_config.init_pretraining::<B>(&device),
+        &pt_config,
+        &pt_data,
+        &pt_run,
+        &device,
+        &RunControl::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(resumed.state.finished);
+}
+
+/// Requests a stop when the first micro-batch is done (as a Ctrl-C during it would).
+struct StopOnFirstBatch<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl recformer_train::Progress for StopOnFirstBatch<'_> {
+    fn on_start(&self, _label: &str, _total: u64) {}
+    fn on_advance(&self, n: u64) {
+        if n > 0 {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    fn on_finish(&self) {}
+}

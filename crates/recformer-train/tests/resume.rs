@@ -219,6 +219,7 @@ fn pretrain_resume_matches_uninterrupted_run() {
             &device,
             &RunControl {
                 stop_after_epochs: stop,
+                ..RunControl::default()
             },
             &NoProgress,
         )

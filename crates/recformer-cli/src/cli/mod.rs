@@ -1,5 +1,6 @@
 //! Argument parsing and dispatch of the `recformer` subcommands.
 
+mod interrupt;
 mod progress;
 
 pub use progress::Bars;

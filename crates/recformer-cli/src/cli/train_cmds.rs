@@ -11,11 +11,11 @@ use recformer_model::{LongformerLMHead, RecformerForPretraining};
 use recformer_train::model_dir::{ModelDir, ModelSpec};
 use recformer_train::{
     finetune, pretrain, FinetuneConfig, FinetuneData, FinetuneOutcome, FinetuneVariant,
-    PretrainConfig, PretrainData, RunControl, RunDir,
+    PretrainConfig, PretrainData, RunDir,
 };
 
 use super::common::{load_catalogue, load_config, parse_device, preset, with_autodiff_backend};
-use super::Bars;
+use super::{interrupt, Bars};
 
 /// Options shared by the training commands.
 #[derive(Debug, clap::Args)]
@@ -176,6 +176,7 @@ impl CommonTrainArgs {
 
 pub fn run_pretrain(a: PretrainArgs) -> Result<()> {
     let cfg = pretrain_config(&a)?;
+    interrupt::install();
     let kind = parse_device(&a.common.device)?;
     with_autodiff_backend!(kind, B, device, {
         pretrain_on::<B>(&a, &cfg, &device).map(|_| ())
@@ -184,6 +185,7 @@ pub fn run_pretrain(a: PretrainArgs) -> Result<()> {
 
 pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
     let cfg = finetune_config(&a)?;
+    interrupt::install();
     let kind = parse_device(&a.common.device)?;
     with_autodiff_backend!(kind, B, device, {
         finetune_on::<B>(&a, &cfg, &device, true).map(|_| ())
@@ -249,9 +251,12 @@ pub fn pretrain_on<B: AutodiffBackend>(
         &data,
         &run,
         device,
-        &RunControl::default(),
+        &interrupt::control(),
         &bars,
     )?;
+    if !outcome.state.finished {
+        bail!("pretraining interrupted; run the same command again to resume");
+    }
     if outcome.best_model.is_none() {
         bail!("pretraining ran no validation, so there is no best checkpoint to export (set val_check_interval or run at least one epoch)");
     }
@@ -298,7 +303,7 @@ pub fn finetune_on<B: AutodiffBackend>(
         &data,
         &run,
         device,
-        &RunControl::default(),
+        &interrupt::control(),
         &bars,
     )?;
     let FinetuneOutcome::Finished(result) = outcome else {

@@ -78,7 +78,7 @@ impl<B: Backend> ItemMatrixParam<B> {
 pub(super) fn finetune_item_matrix<B: AutodiffBackend>(
     mut trainer: Trainer<'_, B>,
     model: RecformerModel<B>,
-    control: &RunControl,
+    control: &RunControl<'_>,
 ) -> Result<FinetuneOutcome> {
     let (config, data, rd) = (trainer.config, trainer.data, trainer.run);
     let contexts = training_contexts(&data.dataset.train).len();
@@ -129,26 +129,20 @@ pub(super) fn finetune_item_matrix<B: AutodiffBackend>(
         }
         None => trainer.start_fresh(&model)?,
     };
-    match run(
-        &mut trainer,
-        &model,
-        items,
-        &mut stepper,
-        control.stop_after_epochs,
-    )? {
+    match run(&mut trainer, &model, items, &mut stepper, control)? {
         true => super::finish(&mut trainer, model, stepper.steps),
         false => Ok(FinetuneOutcome::Interrupted(trainer.state.clone())),
     }
 }
 
-/// Runs the epochs to the end (`true`) or to `stop_after_epochs` (`false`); `items` is I0
+/// Runs the epochs to the end (`true`) or until `control` stops it (`false`); `items` is I0
 /// (fresh) or the last checkpoint's matrix (resume).
 fn run<B: AutodiffBackend>(
     trainer: &mut Trainer<'_, B>,
     model: &RecformerModel<B>,
     items: Tensor<B::InnerBackend, 2>,
     stepper: &mut OptimizerStepper<B, ItemMatrixParam<B>>,
-    stop_after_epochs: Option<usize>,
+    control: &RunControl<'_>,
 ) -> Result<bool> {
     let (config, data, device, progress) = (
         trainer.config,
@@ -267,7 +261,11 @@ fn run<B: AutodiffBackend>(
             return Ok(true);
         }
         save_last(trainer, &items_now, stepper, &param)?;
-        if stop_after_epochs.is_some_and(|max| epochs_this_call >= max) {
+        if control
+            .stop_after_epochs
+            .is_some_and(|max| epochs_this_call >= max)
+            || control.stop_requested()
+        {
             return Ok(false);
         }
     }

@@ -20,6 +20,8 @@ mod sampling;
 mod state;
 mod trainer;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use burn::module::Module;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
@@ -61,10 +63,21 @@ impl FinetuneData<'_> {
 }
 
 /// Limits of one call (not part of the run's semantics; used to interrupt runs).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RunControl {
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunControl<'a> {
     /// Return after this many training epochs in this call (`None`: run to the end).
     pub stop_after_epochs: Option<usize>,
+    /// A stop request (the CLI sets it on Ctrl-C): when it is `true` at a checkpoint boundary,
+    /// the loop writes its resume checkpoint and returns as interrupted. Finetuning checks at
+    /// the end of each epoch, pretraining after each micro-batch.
+    pub stop: Option<&'a AtomicBool>,
+}
+
+impl RunControl<'_> {
+    /// Whether a stop was requested through [`RunControl::stop`].
+    pub fn stop_requested(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(Ordering::SeqCst))
+    }
 }
 
 /// Runs (or resumes) finetuning in `run`.
@@ -80,7 +93,7 @@ pub fn finetune<B: AutodiffBackend>(
     data: &FinetuneData<'_>,
     run: &RunDir,
     device: &B::Device,
-    control: &RunControl,
+    control: &RunControl<'_>,
     progress: &dyn Progress,
 ) -> Result<FinetuneOutcome> {
     config.validate()?;
@@ -235,6 +248,7 @@ pub fn finetune<B: AutodiffBackend>(
         if control
             .stop_after_epochs
             .is_some_and(|max| epochs_this_call >= max)
+            || control.stop_requested()
         {
             return Ok(FinetuneOutcome::Interrupted(trainer.state.clone()));
         }

@@ -172,7 +172,7 @@ pub fn pretrain<B: AutodiffBackend>(
     data: &PretrainData<'_>,
     run: &RunDir,
     device: &B::Device,
-    control: &RunControl,
+    control: &RunControl<'_>,
     progress: &dyn Progress,
 ) -> Result<PretrainOutcome> {
     config.validate()?;
@@ -274,6 +274,7 @@ pub fn pretrain<B: AutodiffBackend>(
         if control
             .stop_after_epochs
             .is_some_and(|max| epochs_this_call >= max)
+            || control.stop_requested()
         {
             r.save_last(&model, &mut stepper)?;
             return Ok(PretrainOutcome {
@@ -315,6 +316,14 @@ pub fn pretrain<B: AutodiffBackend>(
                 model = stepper.step(model); // Lightning steps on the epoch's last batch
             }
             progress.on_advance(1);
+            if control.stop_requested() && r.state.batch_in_epoch < chunks.len() {
+                progress.on_finish();
+                r.save_last(&model, &mut stepper)?;
+                return Ok(PretrainOutcome {
+                    best_model: best_model(&r.state),
+                    state: r.state,
+                });
+            }
             if config.max_steps.is_some_and(|m| stepper.steps >= m) {
                 stop = true;
                 break;

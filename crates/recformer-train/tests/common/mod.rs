@@ -127,6 +127,7 @@ pub fn run_finetune(
         &device,
         &recformer_train::RunControl {
             stop_after_epochs: stop,
+            ..recformer_train::RunControl::default()
         },
         &recformer_train::NoProgress,
     )
