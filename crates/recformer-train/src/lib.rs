@@ -28,6 +28,7 @@ pub mod recommender;
 pub mod run_dir;
 pub mod schedule;
 pub mod seeds;
+mod session;
 pub mod stepper;
 pub mod throughput;
 

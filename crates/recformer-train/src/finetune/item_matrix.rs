@@ -106,7 +106,7 @@ pub(super) fn finetune_item_matrix<B: AutodiffBackend>(
         _ => None,
     };
     let items = match resumed {
-        Some(state) => {
+        Some(mut state) => {
             if let Some(result) = &state.result {
                 return Ok(FinetuneOutcome::Finished(result.clone()));
             }
@@ -123,7 +123,7 @@ pub(super) fn finetune_item_matrix<B: AutodiffBackend>(
                 state.optimizer_steps,
                 trainer.device,
             )?;
-            rd.truncate_events(state.events_logged)?;
+            trainer.session().resume(&mut state)?;
             trainer.state = state;
             items
         }

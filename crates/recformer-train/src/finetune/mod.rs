@@ -133,7 +133,7 @@ pub fn finetune<B: AutodiffBackend>(
     }
 
     let mut items: Tensor<B::InnerBackend, 2>;
-    if let Some(state) = trainer.resume_state()? {
+    if let Some(mut state) = trainer.resume_state()? {
         if let Some(result) = &state.result {
             return Ok(FinetuneOutcome::Finished(result.clone()));
         }
@@ -156,7 +156,7 @@ pub fn finetune<B: AutodiffBackend>(
             state.optimizer_steps,
             device,
         )?;
-        run.truncate_events(state.events_logged)?;
+        trainer.session().resume(&mut state)?;
         trainer.state = state;
     } else {
         items = trainer.start_fresh(&model)?;

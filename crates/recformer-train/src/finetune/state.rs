@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::session::SessionState;
+
 use crate::metrics::Metrics;
 
 /// The best checkpoint of a run.
@@ -73,4 +75,18 @@ pub enum FinetuneOutcome {
     /// Stopped early by [`RunControl`](super::RunControl); call again with the same run
     /// directory to resume.
     Interrupted(FinetuneState),
+}
+
+impl SessionState for FinetuneState {
+    fn events_logged_mut(&mut self) -> &mut usize {
+        &mut self.events_logged
+    }
+
+    fn referenced_dirs(&self) -> Vec<&str> {
+        self.last_dir
+            .iter()
+            .map(String::as_str)
+            .chain(self.best.iter().map(|b| b.dir.as_str()))
+            .collect()
+    }
 }

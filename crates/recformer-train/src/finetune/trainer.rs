@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::progress::{MetricsEvent, Progress};
 use crate::run_dir::{self, RunDir};
 use crate::seeds::derive_seed;
+use crate::session::Session;
 use crate::stepper::OptimizerStepper;
 
 /// Evaluation options of `split`: `max_eval_users` caps validation only; test uses every user.
@@ -87,23 +88,12 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
     /// The saved state of the run directory, if it has one; its saved training config must equal
     /// this trainer's.
     pub(super) fn resume_state(&self) -> Result<Option<FinetuneState>> {
-        if !self.run.has_state() {
-            return Ok(None);
-        }
-        let saved: FinetuneConfig =
-            checkpoint::load_json(&self.run.path(run_dir::TRAIN_CONFIG_FILE))?;
-        if &saved != self.config {
-            return Err(Error::Resume {
-                path: self.run.root().to_path_buf(),
-                reason: format!(
-                    "{} differs from the given config",
-                    run_dir::TRAIN_CONFIG_FILE
-                ),
-            });
-        }
-        Ok(Some(checkpoint::load_json(
-            &self.run.path(run_dir::STATE_FILE),
-        )?))
+        self.session().saved_state(self.config)
+    }
+
+    /// The shared run bookkeeping of this trainer's run directory.
+    pub(super) fn session(&self) -> Session<'a> {
+        Session::new(self.run, self.progress)
     }
 
     /// Starts a new run: voids what a killed earlier attempt logged, writes the configs, encodes
@@ -113,11 +103,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
         &mut self,
         model: &RecformerModel<B>,
     ) -> Result<Tensor<B::InnerBackend, 2>> {
-        self.run.truncate_events(0)?;
-        self.run
-            .save_json(run_dir::TRAIN_CONFIG_FILE, self.config)?;
-        self.model_config
-            .save_json(self.run.path(run_dir::MODEL_CONFIG_FILE))?;
+        self.session().start(self.config, self.model_config)?;
         let items = encode_items_with(
             model,
             self.data,
@@ -137,10 +123,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
     }
 
     pub(super) fn log(&mut self, event: MetricsEvent) -> Result<()> {
-        self.run.log_event(&event)?;
-        self.progress.on_event(&event);
-        self.state.events_logged += 1;
-        Ok(())
+        self.session().log(&mut self.state, event)
     }
 
     pub(super) fn stage_name(&self) -> &'static str {
@@ -235,16 +218,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
     }
 
     pub(super) fn commit_state(&self) -> Result<()> {
-        self.run.save_json(run_dir::STATE_FILE, &self.state)?;
-        let mut keep: Vec<&str> = Vec::new();
-        if let Some(l) = &self.state.last_dir {
-            keep.push(l);
-        }
-        if let Some(b) = &self.state.best {
-            keep.push(&b.dir);
-        }
-        self.run.prune("last-", &keep)?;
-        self.run.prune("best-", &keep)
+        self.session().commit(&self.state, &["last-", "best-"])
     }
 
     /// One training epoch against the frozen (normalised) item matrix.

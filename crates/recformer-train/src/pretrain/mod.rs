@@ -37,6 +37,7 @@ use crate::progress::{MetricsEvent, Progress};
 use crate::run_dir::{self, RunDir};
 use crate::schedule::{DecayKind, LrSchedule};
 use crate::seeds::derive_seed;
+use crate::session::Session;
 use crate::stepper::{OptimizerStepper, StepperConfig};
 
 /// Data needed by pretraining.
@@ -63,7 +64,9 @@ impl PretrainData<'_> {
     }
 }
 
+/// Pretraining's policy on the shared run bookkeeping: top-k checkpoints by dev accuracy.
 struct Run<'a> {
+    session: Session<'a>,
     run: &'a RunDir,
     progress: &'a dyn Progress,
     state: PretrainState,
@@ -71,20 +74,11 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn log(&mut self, event: MetricsEvent) -> Result<()> {
-        self.run.log_event(&event)?;
-        self.progress.on_event(&event);
-        self.state.events_logged += 1;
-        Ok(())
+        self.session.log(&mut self.state, event)
     }
 
     fn commit(&self) -> Result<()> {
-        self.run.save_json(run_dir::STATE_FILE, &self.state)?;
-        let mut keep: Vec<&str> = self.state.top_k.iter().map(|k| k.dir.as_str()).collect();
-        if let Some(l) = &self.state.last_dir {
-            keep.push(l);
-        }
-        self.run.prune("last-", &keep)?;
-        self.run.prune("ckpt-", &keep)
+        self.session.commit(&self.state, &["last-", "ckpt-"])
     }
 
     fn save_last<B: AutodiffBackend>(
@@ -212,6 +206,7 @@ pub fn pretrain<B: AutodiffBackend>(
         adam_epsilon: config.adam_epsilon,
     });
     let mut r = Run {
+        session: Session::new(run, progress),
         run,
         progress,
         state: PretrainState {
@@ -226,18 +221,7 @@ pub fn pretrain<B: AutodiffBackend>(
             finished: false,
         },
     };
-    if run.has_state() {
-        let saved: PretrainConfig = checkpoint::load_json(&run.path(run_dir::TRAIN_CONFIG_FILE))?;
-        if &saved != config {
-            return Err(Error::Resume {
-                path: run.root().to_path_buf(),
-                reason: format!(
-                    "{} differs from the given config",
-                    run_dir::TRAIN_CONFIG_FILE
-                ),
-            });
-        }
-        let state: PretrainState = checkpoint::load_json(&run.path(run_dir::STATE_FILE))?;
+    if let Some(mut state) = r.session.saved_state::<_, PretrainState>(config)? {
         if !state.finished {
             let last = state.last_dir.clone().ok_or_else(|| Error::Resume {
                 path: run.root().to_path_buf(),
@@ -254,13 +238,11 @@ pub fn pretrain<B: AutodiffBackend>(
                 state.optimizer_steps,
                 device,
             )?;
-            run.truncate_events(state.events_logged)?;
+            r.session.resume(&mut state)?;
         }
         r.state = state;
     } else {
-        run.truncate_events(0)?;
-        run.save_json(run_dir::TRAIN_CONFIG_FILE, config)?;
-        model_config.save_json(run.path(run_dir::MODEL_CONFIG_FILE))?;
+        r.session.start(config, model_config)?;
     }
 
     let best_model = |state: &PretrainState| {

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::session::SessionState;
+
 /// One kept checkpoint (top-k by dev accuracy).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeptCheckpoint {
@@ -48,4 +50,18 @@ pub struct PretrainOutcome {
     pub state: PretrainState,
     /// Path of the best checkpoint's `model.safetensors`, if any validation ran.
     pub best_model: Option<PathBuf>,
+}
+
+impl SessionState for PretrainState {
+    fn events_logged_mut(&mut self) -> &mut usize {
+        &mut self.events_logged
+    }
+
+    fn referenced_dirs(&self) -> Vec<&str> {
+        self.top_k
+            .iter()
+            .map(|k| k.dir.as_str())
+            .chain(self.last_dir.as_deref())
+            .collect()
+    }
 }
