@@ -272,13 +272,7 @@ fn main() -> anyhow::Result<()> {
 
     // Baselines on the test split (official rank rule: ties count for the label).
     let examples = dataset.eval_examples(Split::Test);
-    let cases: Vec<RankingCase<'_>> = examples
-        .iter()
-        .map(|e| RankingCase {
-            history: &e.history,
-            label: e.label,
-        })
-        .collect();
+    let cases = RankingCase::of_examples(&examples);
     let pop = popularity_scores(dataset.num_items(), dataset.train.values());
     let popularity = evaluate_static_scores(&pop, &cases, false, 16);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);

@@ -99,13 +99,7 @@ fn baselines<B: Backend>(a: &BaselinesArgs, device: &B::Device) -> Result<()> {
     }
     let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
     let training = a.cold_start.then(|| TrainingItems::of_dataset(dataset));
-    let cases: Vec<RankingCase<'_>> = examples
-        .iter()
-        .map(|e| RankingCase {
-            history: &e.history,
-            label: e.label,
-        })
-        .collect();
+    let cases = RankingCase::of_examples(&examples);
     let n = dataset.num_items();
 
     let mut rows: Vec<(&str, Vec<usize>)> = vec![

@@ -261,13 +261,7 @@ fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
 
     // 5. Baselines, table and example recommendations.
     let test = dataset.eval_examples(Split::Test);
-    let cases: Vec<RankingCase<'_>> = test
-        .iter()
-        .map(|e| RankingCase {
-            history: &e.history,
-            label: e.label,
-        })
-        .collect();
+    let cases = RankingCase::of_examples(&test);
     let pop = evaluate_static_scores(
         &popularity_scores(dataset.num_items(), dataset.train.values()),
         &cases,

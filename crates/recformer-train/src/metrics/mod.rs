@@ -169,6 +169,19 @@ pub struct RankingCase<'a> {
     pub label: usize,
 }
 
+impl<'a> RankingCase<'a> {
+    /// The cases of a split's evaluation examples, in order.
+    pub fn of_examples(examples: &'a [recformer_data::EvalExample]) -> Vec<Self> {
+        examples
+            .iter()
+            .map(|e| RankingCase {
+                history: &e.history,
+                label: e.label,
+            })
+            .collect()
+    }
+}
+
 /// Popularity scores: number of occurrences of each item in the given training sequences.
 pub fn popularity_scores<'a>(
     num_items: usize,
