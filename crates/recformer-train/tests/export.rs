@@ -47,6 +47,14 @@ fn a_finished_finetuning_run_opens_as_a_model_directory_that_serves() {
     let recs = rec.recommend(&["I0", "I1"], 3, true).unwrap();
     assert_eq!(recs.len(), 3);
     assert!(recs.iter().all(|r| r.key != "I0" && r.key != "I1"));
+
+    // A finished run without its export (made before runs exported) gets one when called again.
+    std::fs::remove_dir_all(run.join("model")).unwrap();
+    let FinetuneOutcome::Finished(again) = common::run_finetune(&w, &run, &config, None) else {
+        panic!("a finished run stays finished");
+    };
+    assert_eq!(again, result);
+    assert_eq!(ModelDir::open(&run).unwrap().dir, run.join("model"));
 }
 
 #[test]

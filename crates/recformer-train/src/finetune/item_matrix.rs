@@ -108,7 +108,7 @@ pub(super) fn finetune_item_matrix<B: AutodiffBackend>(
     let items = match resumed {
         Some(mut state) => {
             if let Some(result) = &state.result {
-                return Ok(FinetuneOutcome::Finished(result.clone()));
+                return super::finished(&trainer, result);
             }
             let dir = rd.path(state.last_dir.as_deref().unwrap_or_default());
             let items = checkpoint::load_item_matrix::<B::InnerBackend>(

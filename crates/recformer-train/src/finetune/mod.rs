@@ -135,7 +135,7 @@ pub fn finetune<B: AutodiffBackend>(
     let mut items: Tensor<B::InnerBackend, 2>;
     if let Some(mut state) = trainer.resume_state()? {
         if let Some(result) = &state.result {
-            return Ok(FinetuneOutcome::Finished(result.clone()));
+            return finished(&trainer, result);
         }
         let last = state.last_dir.clone().ok_or_else(|| Error::Resume {
             path: run.root().to_path_buf(),
@@ -255,6 +255,34 @@ pub fn finetune<B: AutodiffBackend>(
     }
 }
 
+/// Exports the best checkpoint as the model directory `RUN/model` (weights and item index).
+fn export<B: AutodiffBackend>(trainer: &Trainer<'_, B>, result: &FinetuneResult) -> Result<()> {
+    let items = result.best_model.with_file_name(run_dir::ITEMS_FILE);
+    ModelDir::export(
+        &trainer.run.path(RUN_MODEL_SUBDIR),
+        trainer.data.spec,
+        &result.best_model,
+        Some(&items),
+    )?;
+    Ok(())
+}
+
+/// The stored result of a finished run; exports `RUN/model` first when the run has none (a run
+/// finished by a version that did not export).
+fn finished<B: AutodiffBackend>(
+    trainer: &Trainer<'_, B>,
+    result: &FinetuneResult,
+) -> Result<FinetuneOutcome> {
+    let config = trainer
+        .run
+        .path(RUN_MODEL_SUBDIR)
+        .join(crate::model_dir::CONFIG_FILE);
+    if !config.is_file() {
+        export(trainer, result)?;
+    }
+    Ok(FinetuneOutcome::Finished(result.clone()))
+}
+
 /// Reloads the best checkpoint, evaluates the test split and writes `result.json`.
 fn finish<B: AutodiffBackend>(
     trainer: &mut Trainer<'_, B>,
@@ -281,13 +309,7 @@ fn finish<B: AutodiffBackend>(
         optimizer_steps,
     };
     trainer.run.save_json(run_dir::RESULT_FILE, &result)?;
-    let items = result.best_model.with_file_name(run_dir::ITEMS_FILE);
-    ModelDir::export(
-        &trainer.run.path(RUN_MODEL_SUBDIR),
-        trainer.data.spec,
-        &result.best_model,
-        Some(&items),
-    )?;
+    export(trainer, &result)?;
     trainer.state.result = Some(result.clone());
     trainer.state.optimizer_steps = optimizer_steps;
     trainer.state.last_dir = None;
