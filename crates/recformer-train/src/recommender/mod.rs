@@ -12,6 +12,11 @@
 //! for r in rec.recommend(&["B0001", "B0002"], 10, true)? {
 //!     println!("{} {:.3}", r.key, r.score);
 //! }
+//! // Many users: histories encoded in batches, one matmul, on-device top-k.
+//! let users: [&[&str]; 2] = [&["B0001"], &["B0003", "NEW-1"]];
+//! let top = rec.recommend_batch(&users, 10, true)?;
+//! assert_eq!(top.len(), 2);
+//! rec.save_index("runs/ft/model/items.safetensors".as_ref())?;
 //! # Ok::<(), recformer_train::Error>(())
 //! ```
 
