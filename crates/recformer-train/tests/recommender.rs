@@ -109,6 +109,9 @@ fn top_k_equals_a_brute_force_reference_with_and_without_the_history() {
     let device = Default::default();
     let rec = Recommender::from_catalogue(s.spec.clone(), s.model.clone(), &s.catalogue, &device)
         .unwrap();
+    let small = Recommender::from_catalogue(s.spec.clone(), s.model.clone(), &s.catalogue, &device)
+        .unwrap()
+        .batch_size(2);
     let histories: [&[usize]; 3] = [&[0, 1, 2], &[5], &[11, 3, 7, 3]];
     for exclude in [false, true] {
         let keys: Vec<Vec<String>> = histories.iter().map(|h| keys_of(&s, h)).collect();
@@ -132,6 +135,18 @@ fn top_k_equals_a_brute_force_reference_with_and_without_the_history() {
             if exclude {
                 assert!(recs.iter().all(|r| !h.contains(&r.row)));
             }
+        }
+        // Users ranked in chunks of 2 (two score matrices) get the same lists.
+        let chunked = small.recommend_batch(&refs, 5, exclude).unwrap();
+        for (a, b) in chunked.iter().zip(&got) {
+            assert_eq!(
+                a.iter().map(|r| r.row).collect::<Vec<_>>(),
+                b.iter().map(|r| r.row).collect::<Vec<_>>()
+            );
+            assert!(a
+                .iter()
+                .zip(b)
+                .all(|(x, y)| (x.score - y.score).abs() < 1e-4));
         }
         // One history alone gives what it gets in a batch.
         let one = rec.recommend(refs[2], 5, exclude).unwrap();

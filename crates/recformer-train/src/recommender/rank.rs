@@ -45,9 +45,9 @@ impl<B: Backend> Recommender<B> {
             .remove(0))
     }
 
-    /// The top `k` items for many histories: the histories are encoded in batches of
-    /// [`Recommender::batch_size`], scored against the whole index in one matmul, and ranked
-    /// with an on-device top-k.
+    /// The top `k` items for many histories: per chunk of [`Recommender::batch_size`] users, the
+    /// histories are encoded in one forward, scored against the whole index in one matmul, and
+    /// ranked with an on-device top-k.
     ///
     /// # Errors
     /// An empty history, an unknown key, `k == 0`, an empty index.
@@ -76,6 +76,21 @@ impl<B: Backend> Recommender<B> {
                 }
             })
             .collect::<Result<_>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        // Chunks of `batch_size` users bound the score matrix to `batch_size × len()`.
+        for chunk in rows.chunks(self.batch_size) {
+            out.extend(self.rank_chunk(chunk, k, exclude_history)?);
+        }
+        Ok(out)
+    }
+
+    /// Encodes, scores and ranks one chunk of histories (catalogue rows).
+    fn rank_chunk(
+        &self,
+        rows: &[Vec<usize>],
+        k: usize,
+        exclude_history: bool,
+    ) -> Result<Vec<Vec<Recommendation>>> {
         let refs: Vec<&[usize]> = rows.iter().map(|r| r.as_slice()).collect();
         let users = encode_histories(
             &self.model,
