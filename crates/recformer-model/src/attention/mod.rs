@@ -7,17 +7,33 @@ pub mod sliding;
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear};
-use burn::tensor::{backend::Backend, Bool, Int, Tensor};
+use burn::tensor::{backend::Backend, bf16, f16, Bool, DType, Element, Int, Tensor};
 
 use crate::config::RecformerConfig;
 use crate::init::linear;
 use crate::token_linear::per_token;
 
-/// Score given to disallowed (query, key) pairs before the softmax: HF uses
+/// Score given to disallowed (query, key) pairs before the softmax in f32: HF uses
 /// `torch.finfo(torch.float32).min` for the window and global masks
 /// (`modeling_longformer.py`, `_sliding_chunks_query_key_matmul` callers and
 /// `_compute_global_attn_output_from_hidden`). Finite, so a fully masked row never yields NaN.
 pub const MASK_VALUE: f32 = f32::MIN;
+
+/// The mask score for a float type: [`MASK_VALUE`] for f32 (and f64), the most negative
+/// *finite* value of f16 / bf16 for half precision, where `f32::MIN` would round to -inf and a
+/// fully masked row would give NaN (`torch.finfo(dtype).min`, as HF does per dtype).
+pub fn mask_value_for(dtype: DType) -> f32 {
+    match dtype {
+        DType::F16 => f16::MIN.to_f32(),
+        DType::BF16 => bf16::MIN.to_f32(),
+        _ => MASK_VALUE,
+    }
+}
+
+/// [`mask_value_for`] the float type of backend `B`.
+pub fn mask_value<B: Backend>() -> f32 {
+    mask_value_for(<B::FloatElem as Element>::dtype())
+}
 
 /// Which implementation of the local attention to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -225,5 +241,29 @@ impl<B: Backend> LongformerSelfAttention<B> {
             }
         };
         output.swap_dims(1, 2).reshape([b, l, hidden])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_values_stay_finite_in_their_own_float_type() {
+        assert_eq!(mask_value_for(DType::F32), f32::MIN);
+        assert_eq!(mask_value::<crate::backend::Cpu>(), f32::MIN);
+        // f32::MIN rounds to -inf in both half types; the per-type values do not.
+        assert!(f16::from_f32(f32::MIN).is_infinite());
+        assert!(bf16::from_f32(f32::MIN).is_infinite());
+        for dtype in [DType::F16, DType::BF16] {
+            let v = mask_value_for(dtype);
+            let (h, b) = (f16::from_f32(v), bf16::from_f32(v));
+            let in_own = if dtype == DType::F16 {
+                h.is_finite()
+            } else {
+                b.is_finite()
+            };
+            assert!(in_own && v < -6.0e4, "{dtype:?}: {v}");
+        }
     }
 }

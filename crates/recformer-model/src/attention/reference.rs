@@ -8,7 +8,7 @@ use burn::nn::Dropout;
 use burn::tensor::activation::softmax;
 use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 
-use super::{AttentionMasks, MASK_VALUE};
+use super::{mask_value, AttentionMasks};
 
 /// `band[i, j] = |i - j| <= w` for an `[l, l]` grid.
 pub(crate) fn band_mask<B: Backend>(l: usize, w: usize, device: &B::Device) -> Tensor<B, 2, Bool> {
@@ -57,7 +57,7 @@ pub fn local_attention_dense<B: Backend>(
 
     let attn_scores = query
         .matmul(key.swap_dims(2, 3))
-        .mask_fill(allowed.bool_not(), MASK_VALUE);
+        .mask_fill(allowed.bool_not(), mask_value::<B>());
     let attn_probs =
         softmax(attn_scores, 3).mask_fill(masked.reshape([b, 1, l, 1]).expand([b, h, l, l]), 0.0);
     dropout.forward(attn_probs).matmul(value)
@@ -86,6 +86,6 @@ pub fn global_attention<B: Backend>(
         .expand([b, h, n, l]);
     let scores = global_query
         .matmul(global_key.swap_dims(2, 3))
-        .mask_fill(key_masked, MASK_VALUE);
+        .mask_fill(key_masked, mask_value::<B>());
     dropout.forward(softmax(scores, 3)).matmul(global_value)
 }

@@ -13,7 +13,7 @@ use burn::nn::Dropout;
 use burn::tensor::activation::softmax;
 use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 
-use super::{AttentionMasks, MASK_VALUE};
+use super::{mask_value, AttentionMasks};
 
 /// `allowed[r, s] = r <= s <= r + 2w` for a block of `w` queries against `3w` window keys.
 fn block_band<B: Backend>(w: usize, device: &B::Device) -> Tensor<B, 2, Bool> {
@@ -95,7 +95,7 @@ pub fn local_attention_sliding<B: Backend>(
                 .expand([b, 1, nb, w, win]),
         )
         .expand([b, h, nb, w, win]);
-    let band_scores = band_scores.mask_fill(allowed.bool_not(), MASK_VALUE);
+    let band_scores = band_scores.mask_fill(allowed.bool_not(), mask_value::<B>());
 
     let (attn_scores, cols) = if with_global_first {
         let key_first = key.slice([0..b, 0..h, 0..1, 0..d]); // [b, h, 1, d]
@@ -108,7 +108,7 @@ pub fn local_attention_sliding<B: Backend>(
                     .bool_not()
                     .reshape([b, 1, 1, 1, 1])
                     .expand([b, h, nb, w, 1]),
-                MASK_VALUE,
+                mask_value::<B>(),
             );
         (Tensor::cat(vec![band_scores, global_scores], 4), win + 1)
     } else {
