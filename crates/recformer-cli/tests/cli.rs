@@ -309,6 +309,23 @@ fn tokenizer_pretrain_finetune_evaluate_encode_recommend_plot() {
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let t = st.tensor("item_embeddings").unwrap();
     assert_eq!(t.shape()[0], 40);
+    // The index keeps the item keys, and evaluate reads it back with --items.
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = meta.metadata().clone().unwrap();
+    assert!(meta["item_keys"].contains(&world.items[0].key), "{meta:?}");
+    let fed = ok(&[
+        "evaluate",
+        "--model",
+        s(&ft),
+        "--data",
+        s(&data),
+        "--items",
+        s(&items),
+        "--quiet",
+    ]);
+    let fed: serde_json::Value = serde_json::from_str(fed.trim()).unwrap();
+    assert_eq!(fed["item_matrix"], "stored");
+    assert_eq!(fed["users"].as_u64(), Some(48));
 
     let new_items = dir.path().join("new.json");
     std::fs::write(&new_items, r#"{"NEW1": {"title": "Acmelab Compact beaker ACM-1", "brand": "Acmelab", "category": ["Industrial & Scientific", "Lab Glassware"]}}"#).unwrap();
@@ -345,6 +362,36 @@ fn tokenizer_pretrain_finetune_evaluate_encode_recommend_plot() {
         scores.windows(2).all(|w| w[0] >= w[1]),
         "scores not sorted: {scores:?}"
     );
+    // A finetuned model directory serves by itself (no --data); the history is left out by
+    // default, and --include-history keeps its items as candidates.
+    let two = format!("{k0},{k1}");
+    let serve = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec![
+            "recommend",
+            "--model",
+            s(&ft),
+            "--history",
+            &two,
+            "--k",
+            "40",
+            "--json",
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        let out: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+        out[0]["recommendations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let without = serve(&[]);
+    assert_eq!(without.len(), 38);
+    assert!(!without.contains(&k0) && !without.contains(&k1));
+    let with = serve(&["--include-history"]);
+    assert_eq!(with.len(), 40);
+    assert!(with.contains(&k0) && with.contains(&k1));
     fails(
         &[
             "recommend",
