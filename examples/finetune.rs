@@ -15,8 +15,8 @@ use recformer::data::{FinetuneDataset, RecformerTokenizer};
 use recformer::model::backend::CpuAutodiff;
 use recformer::model::RecformerConfig;
 use recformer::train::{
-    finetune, FinetuneConfig, FinetuneData, FinetuneOutcome, ModelSpec, NoProgress, RunControl,
-    RunDir,
+    finetune, FinetuneConfig, FinetuneData, FinetuneOutcome, ModelSpec, NoProgress,
+    OptimizerConfig, RunControl, RunDir,
 };
 use recformer_cli::synth::{generate, SynthConfig};
 
@@ -64,9 +64,12 @@ fn main() -> Result<()> {
     let train_config = FinetuneConfig {
         num_train_epochs: 3,
         batch_size: 16,
-        gradient_accumulation_steps: 1,
-        learning_rate: 1e-3,
-        warmup_steps: 10,
+        optimizer: OptimizerConfig {
+            gradient_accumulation_steps: 1,
+            learning_rate: 1e-3,
+            warmup_steps: 10,
+            ..FinetuneConfig::default().optimizer
+        },
         verbose: 1,
         ..FinetuneConfig::default()
     };

@@ -45,8 +45,8 @@ use recformer_train::metrics::{
 };
 use recformer_train::pretrain::{pretrain, PretrainData};
 use recformer_train::{
-    finetune, FinetuneConfig, FinetuneVariant, Metrics, MetricsEvent, ModelSpec, PretrainConfig,
-    Progress, RunDir,
+    finetune, FinetuneConfig, FinetuneVariant, Metrics, MetricsEvent, ModelSpec, OptimizerConfig,
+    PretrainConfig, Progress, RunDir,
 };
 
 #[global_allocator]
@@ -284,9 +284,12 @@ fn main() -> anyhow::Result<()> {
         // Decay over both stages (the official schedule reaches 0 at the end of stage 1).
         schedule_epochs: Some(2 * o.epochs),
         batch_size: o.batch,
-        gradient_accumulation_steps: 1,
-        learning_rate: o.lr,
-        warmup_steps: 100,
+        optimizer: OptimizerConfig {
+            gradient_accumulation_steps: 1,
+            learning_rate: o.lr,
+            warmup_steps: 100,
+            ..FinetuneConfig::default().optimizer
+        },
         verbose: 1,
         patience_stage1: o.patience,
         patience_stage2: o.patience.div_ceil(2),
@@ -329,9 +332,12 @@ fn main() -> anyhow::Result<()> {
         let pt_config = PretrainConfig {
             max_epochs: o.pretrain_epochs,
             batch_size: o.batch,
-            gradient_accumulation_steps: 1,
-            learning_rate: o.pretrain_lr,
-            warmup_steps: 20,
+            optimizer: OptimizerConfig {
+                gradient_accumulation_steps: 1,
+                learning_rate: o.pretrain_lr,
+                warmup_steps: 20,
+                ..PretrainConfig::default().optimizer
+            },
             mlm_weight: Some(o.mlm_weight),
             val_check_interval: 0,
             save_top_k: 1,

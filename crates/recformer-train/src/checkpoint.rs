@@ -81,11 +81,16 @@ pub fn start_model_checkpoint<B: Backend, M: burn::module::Module<B>>(
     *counter += 1;
     let name = format!("{prefix}-{:05}", *counter);
     let dir = run.fresh_subdir(&name)?;
+    save_weights(&dir, model)?;
+    Ok((name, dir))
+}
+
+/// Saves `model`'s weights as `model.mpk` in the checkpoint directory `dir`.
+pub fn save_weights<B: Backend, M: burn::module::Module<B>>(dir: &Path, model: &M) -> Result<()> {
     save_record::<B, _>(
         &dir.join(crate::run_dir::MODEL_RECORD_FILE),
         model.clone().into_record(),
-    )?;
-    Ok((name, dir))
+    )
 }
 
 /// Checks that there is one row of item tokens per item.

@@ -33,7 +33,7 @@ pub mod stepper;
 pub mod throughput;
 
 pub use cold_start::{ColdStartMetrics, TrainingItems};
-pub use config::{FinetuneConfig, FinetuneVariant, PretrainConfig};
+pub use config::{FinetuneConfig, FinetuneVariant, OptimizerConfig, PretrainConfig};
 pub use encode::{encode_all_items, encode_histories};
 pub use error::{Error, Result};
 pub use evaluate::{evaluate, evaluate_newest_item, evaluate_vectors, EvalOptions, Evaluation};

@@ -3,6 +3,10 @@
 //! lines belong to the committed state, and the config check of a resume. The two loops are the
 //! policies on top (what to train, when to validate, which checkpoints to keep).
 
+use std::path::Path;
+
+use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -12,6 +16,7 @@ use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::progress::{MetricsEvent, Progress};
 use crate::run_dir::{self, RunDir};
+use crate::stepper::OptimizerStepper;
 
 /// A run's persistent state (`state.json`).
 pub(crate) trait SessionState: Serialize + DeserializeOwned {
@@ -19,6 +24,14 @@ pub(crate) trait SessionState: Serialize + DeserializeOwned {
     fn events_logged_mut(&mut self) -> &mut usize;
     /// The checkpoint directories this state refers to (kept by [`Session::commit`]).
     fn referenced_dirs(&self) -> Vec<&str>;
+    /// Prefixes of the checkpoint directories the loop writes; [`Session::commit`] deletes
+    /// those the state no longer refers to.
+    const CHECKPOINT_PREFIXES: &'static [&'static str];
+    /// Counter of checkpoint directories written (their names are `{prefix}-{counter:05}`).
+    fn counter_mut(&mut self) -> &mut usize;
+    /// Records the resume checkpoint `dir`, taken after `optimizer_steps` optimizer steps with
+    /// `pending` micro-batches accumulated.
+    fn set_last(&mut self, dir: String, optimizer_steps: usize, pending: usize);
 }
 
 /// A run directory with the observer of its events.
@@ -85,12 +98,37 @@ impl<'a> Session<'a> {
 
     /// Writes `state.json`, then deletes the checkpoint directories named `{prefix}-*` that the
     /// state no longer refers to.
-    pub(crate) fn commit<S: SessionState>(&self, state: &S, prefixes: &[&str]) -> Result<()> {
+    pub(crate) fn commit<S: SessionState>(&self, state: &S) -> Result<()> {
         self.run.save_json(run_dir::STATE_FILE, state)?;
         let keep = state.referenced_dirs();
-        for prefix in prefixes {
+        for prefix in S::CHECKPOINT_PREFIXES {
             self.run.prune(prefix, &keep)?;
         }
         Ok(())
+    }
+
+    /// Writes the resume checkpoint `last-NNNNN` and commits the state that refers to it:
+    /// `write` saves what the loop trains (weights, item matrix) into the fresh directory, the
+    /// stepper adds its optimizer state and pending gradients.
+    pub(crate) fn save_last<S, B, M>(
+        &self,
+        state: &mut S,
+        stepper: &mut OptimizerStepper<B, M>,
+        module: &M,
+        write: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<()>
+    where
+        S: SessionState,
+        B: AutodiffBackend,
+        M: AutodiffModule<B>,
+    {
+        let counter = state.counter_mut();
+        *counter += 1;
+        let name = format!("last-{:05}", *counter);
+        let dir = self.run.fresh_subdir(&name)?;
+        write(&dir)?;
+        stepper.save(&dir, module)?;
+        state.set_last(name, stepper.steps, stepper.pending);
+        self.commit(state)
     }
 }

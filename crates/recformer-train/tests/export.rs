@@ -6,8 +6,8 @@ mod common;
 use burn::tensor::backend::Backend;
 use common::{world, Inner, B};
 use recformer_train::{
-    pretrain, FinetuneConfig, FinetuneOutcome, ModelDir, NoProgress, PretrainConfig, PretrainData,
-    Recommender, RunControl, RunDir,
+    pretrain, FinetuneConfig, FinetuneOutcome, ModelDir, NoProgress, OptimizerConfig,
+    PretrainConfig, PretrainData, Recommender, RunControl, RunDir,
 };
 
 #[test]
@@ -17,9 +17,12 @@ fn a_finished_finetuning_run_opens_as_a_model_directory_that_serves() {
     let config = FinetuneConfig {
         num_train_epochs: 1,
         batch_size: 8,
-        gradient_accumulation_steps: 1,
-        learning_rate: 1e-3,
-        warmup_steps: 1,
+        optimizer: OptimizerConfig {
+            gradient_accumulation_steps: 1,
+            learning_rate: 1e-3,
+            warmup_steps: 1,
+            ..FinetuneConfig::default().optimizer
+        },
         eval_batch_size: 8,
         encode_batch_size: 6,
         ..FinetuneConfig::default()
@@ -64,8 +67,11 @@ fn a_finished_pretraining_run_opens_as_a_model_directory() {
     let config = PretrainConfig {
         max_epochs: 1,
         batch_size: 6,
-        gradient_accumulation_steps: 1,
-        learning_rate: 1e-3,
+        optimizer: OptimizerConfig {
+            gradient_accumulation_steps: 1,
+            learning_rate: 1e-3,
+            ..PretrainConfig::default().optimizer
+        },
         val_batch_size: 6,
         ..PretrainConfig::default()
     };
@@ -112,7 +118,10 @@ fn a_stop_request_interrupts_at_the_next_checkpoint_and_the_run_resumes() {
     let config = FinetuneConfig {
         num_train_epochs: 3,
         batch_size: 8,
-        gradient_accumulation_steps: 1,
+        optimizer: OptimizerConfig {
+            gradient_accumulation_steps: 1,
+            ..FinetuneConfig::default().optimizer
+        },
         eval_batch_size: 8,
         encode_batch_size: 6,
         ..FinetuneConfig::default()
@@ -144,7 +153,10 @@ fn a_stop_request_interrupts_at_the_next_checkpoint_and_the_run_resumes() {
     let pt_config = PretrainConfig {
         max_epochs: 1,
         batch_size: 4,
-        gradient_accumulation_steps: 2,
+        optimizer: OptimizerConfig {
+            gradient_accumulation_steps: 2,
+            ..PretrainConfig::default().optimizer
+        },
         val_batch_size: 6,
         ..PretrainConfig::default()
     };

@@ -12,7 +12,7 @@ use common::{run_finetune, world, World, B};
 use recformer_train::finetune::item_matrix::training_contexts;
 use recformer_train::finetune::FinetuneOutcome;
 use recformer_train::{
-    checkpoint, FinetuneConfig, FinetuneVariant, MetricsEvent, NoProgress, RunDir,
+    checkpoint, FinetuneConfig, FinetuneVariant, MetricsEvent, NoProgress, OptimizerConfig, RunDir,
 };
 
 /// The backend RNG (init) is process-global: tests that train must not interleave.
@@ -23,9 +23,12 @@ fn config() -> FinetuneConfig {
         variant: FinetuneVariant::ItemMatrix,
         num_train_epochs: 6,
         batch_size: 8,
-        gradient_accumulation_steps: 1,
-        learning_rate: 0.1,
-        warmup_steps: 0,
+        optimizer: OptimizerConfig {
+            gradient_accumulation_steps: 1,
+            learning_rate: 0.1,
+            warmup_steps: 0,
+            ..FinetuneConfig::default().optimizer
+        },
         verbose: 1,
         patience_stage1: 10,
         eval_batch_size: 8,

@@ -10,8 +10,8 @@ use common::{run_finetune, world, B};
 use recformer_train::finetune::{FinetuneData, FinetuneOutcome, RunControl};
 use recformer_train::pretrain::PretrainData;
 use recformer_train::{
-    finetune, pretrain, FinetuneConfig, FinetuneVariant, MetricsEvent, NoProgress, PretrainConfig,
-    RunDir,
+    finetune, pretrain, FinetuneConfig, FinetuneVariant, MetricsEvent, NoProgress, OptimizerConfig,
+    PretrainConfig, RunDir,
 };
 
 /// The backend RNG (dropout, init) is process-global: tests that train must not interleave.
@@ -26,9 +26,12 @@ fn ft_config() -> FinetuneConfig {
         num_train_epochs: 3,
         batch_size: 4,
         // 24 users -> 6 micro-batches per epoch: 1 step + 2 micro-batches carried over
-        gradient_accumulation_steps: 4,
-        learning_rate: 1e-3,
-        warmup_steps: 1,
+        optimizer: OptimizerConfig {
+            gradient_accumulation_steps: 4,
+            learning_rate: 1e-3,
+            warmup_steps: 1,
+            ..FinetuneConfig::default().optimizer
+        },
         verbose: 1,
         patience_stage1: 2,
         patience_stage2: 1,
@@ -112,7 +115,7 @@ fn finetune_resume_matches_uninterrupted_run() {
 
     // resuming with another config is refused
     let mut other = config.clone();
-    other.learning_rate = 2e-3;
+    other.optimizer.learning_rate = 2e-3;
     let c_dir = tmp.path().join("c");
     run_finetune(&w, &c_dir, &config, Some(1));
     let device = Default::default();
@@ -195,8 +198,11 @@ fn pretrain_resume_matches_uninterrupted_run() {
     let config = PretrainConfig {
         max_epochs: 2,
         batch_size: 4,
-        gradient_accumulation_steps: 2,
-        learning_rate: 1e-3,
+        optimizer: OptimizerConfig {
+            gradient_accumulation_steps: 2,
+            learning_rate: 1e-3,
+            ..PretrainConfig::default().optimizer
+        },
         val_check_interval: 2,
         val_batch_size: 3,
         save_top_k: 2,

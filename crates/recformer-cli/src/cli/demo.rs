@@ -215,9 +215,12 @@ fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
         seed: a.seed,
         max_epochs: pt_args.common.epochs.unwrap_or(1),
         batch_size: a.batch_size,
-        gradient_accumulation_steps: 1,
-        learning_rate: lr,
-        warmup_steps: 20,
+        optimizer: recformer_train::OptimizerConfig {
+            gradient_accumulation_steps: 1,
+            learning_rate: lr,
+            warmup_steps: 20,
+            ..recformer_train::PretrainConfig::default().optimizer
+        },
         val_check_interval: 0,
         save_top_k: 1,
         // A pretrained model keeps its word embeddings (the official choice); a fresh one must
@@ -246,9 +249,12 @@ fn demo<B: AutodiffBackend>(a: &DemoArgs, device: &B::Device) -> Result<()> {
         // Decay over both stages, so that stage 2 still learns in a short run.
         schedule_epochs: Some(2 * ft_epochs),
         batch_size: a.batch_size,
-        gradient_accumulation_steps: 1,
-        learning_rate: lr,
-        warmup_steps: 20,
+        optimizer: recformer_train::OptimizerConfig {
+            gradient_accumulation_steps: 1,
+            learning_rate: lr,
+            warmup_steps: 20,
+            ..recformer_train::FinetuneConfig::default().optimizer
+        },
         verbose: 1,
         patience_stage1: 3,
         patience_stage2: 2,

@@ -101,8 +101,8 @@ fn pretrain_config(a: &PretrainArgs) -> Result<PretrainConfig> {
     c.apply(Overridable {
         seed: &mut cfg.seed,
         batch_size: &mut cfg.batch_size,
-        accumulation: &mut cfg.gradient_accumulation_steps,
-        lr: &mut cfg.learning_rate,
+        accumulation: &mut cfg.optimizer.gradient_accumulation_steps,
+        lr: &mut cfg.optimizer.learning_rate,
         epochs: &mut cfg.max_epochs,
     });
     if let Some(v) = a.max_steps {
@@ -137,8 +137,8 @@ fn finetune_config(a: &FinetuneArgs) -> Result<FinetuneConfig> {
     c.apply(Overridable {
         seed: &mut cfg.seed,
         batch_size: &mut cfg.batch_size,
-        accumulation: &mut cfg.gradient_accumulation_steps,
-        lr: &mut cfg.learning_rate,
+        accumulation: &mut cfg.optimizer.gradient_accumulation_steps,
+        lr: &mut cfg.optimizer.learning_rate,
         epochs: &mut cfg.num_train_epochs,
     });
     if let Some(v) = &a.variant {

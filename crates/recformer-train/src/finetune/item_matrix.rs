@@ -39,9 +39,9 @@ use crate::evaluate::evaluate_vectors;
 use crate::loss::finetune_loss;
 use crate::progress::MetricsEvent;
 use crate::run_dir;
-use crate::schedule::{DecayKind, LrSchedule};
+use crate::schedule::DecayKind;
 use crate::seeds::derive_seed;
-use crate::stepper::{OptimizerStepper, StepperConfig};
+use crate::stepper::OptimizerStepper;
 use crate::{checkpoint, Metrics};
 
 /// The trained parameter: the item matrix `[N, H]` (raw, normalised in the loss).
@@ -88,19 +88,10 @@ pub(super) fn finetune_item_matrix<B: AutodiffBackend>(
         ));
     }
     let batches = contexts.div_ceil(config.batch_size);
-    let mut stepper = OptimizerStepper::<B, ItemMatrixParam<B>>::new(StepperConfig {
-        schedule: LrSchedule {
-            base_lr: config.learning_rate,
-            warmup_steps: config.warmup_steps,
-            total_steps: (batches / config.gradient_accumulation_steps).max(1)
-                * config.num_train_epochs,
-            decay: DecayKind::Official,
-        },
-        accumulation: config.gradient_accumulation_steps,
-        max_grad_norm: config.max_grad_norm,
-        weight_decay: config.weight_decay,
-        adam_epsilon: config.adam_epsilon,
-    });
+    let mut stepper = OptimizerStepper::<B, ItemMatrixParam<B>>::new(config.optimizer.stepper(
+        (batches / config.optimizer.gradient_accumulation_steps).max(1) * config.num_train_epochs,
+        DecayKind::Official,
+    ));
     let resumed = match trainer.resume_state()? {
         Some(state) if state.result.is_some() || state.last_dir.is_some() => Some(state),
         _ => None,
@@ -282,13 +273,9 @@ fn save_last<B: AutodiffBackend>(
     stepper: &mut OptimizerStepper<B, ItemMatrixParam<B>>,
     param: &ItemMatrixParam<B>,
 ) -> Result<()> {
-    trainer.state.counter += 1;
-    let name = format!("last-{:05}", trainer.state.counter);
-    let dir = trainer.run.fresh_subdir(&name)?;
-    checkpoint::save_item_matrix(&dir.join(run_dir::ITEMS_FILE), items)?;
-    stepper.save(&dir, param)?;
-    trainer.state.optimizer_steps = stepper.steps;
-    trainer.state.pending_micro_batches = stepper.pending;
-    trainer.state.last_dir = Some(name);
-    trainer.commit_state()
+    trainer
+        .session()
+        .save_last(&mut trainer.state, stepper, param, |dir| {
+            checkpoint::save_item_matrix(&dir.join(run_dir::ITEMS_FILE), items)
+        })
 }

@@ -40,8 +40,8 @@ use crate::inputs::InputBuilder;
 use crate::model_dir::{ModelDir, ModelSpec, RUN_MODEL_SUBDIR};
 use crate::progress::{MetricsEvent, Progress};
 use crate::run_dir::{self, RunDir};
-use crate::schedule::{DecayKind, LrSchedule};
-use crate::stepper::{OptimizerStepper, StepperConfig};
+use crate::schedule::DecayKind;
+use crate::stepper::OptimizerStepper;
 
 /// Data needed by finetuning and evaluation.
 #[derive(Debug, Clone, Copy)]
@@ -113,18 +113,9 @@ pub fn finetune<B: AutodiffBackend>(
     } else {
         model
     };
-    let stepper_config = StepperConfig {
-        schedule: LrSchedule {
-            base_lr: config.learning_rate,
-            warmup_steps: config.warmup_steps,
-            total_steps: config.total_steps(train_users),
-            decay: DecayKind::Official,
-        },
-        accumulation: config.gradient_accumulation_steps,
-        max_grad_norm: config.max_grad_norm,
-        weight_decay: config.weight_decay,
-        adam_epsilon: config.adam_epsilon,
-    };
+    let stepper_config = config
+        .optimizer
+        .stepper(config.total_steps(train_users), DecayKind::Official);
     let mut stepper = OptimizerStepper::<B, RecformerModel<B>>::new(stepper_config);
 
     let mut trainer = Trainer::<B>::new(config, data.spec.config(), data, run, device, progress);

@@ -82,6 +82,18 @@ impl SessionState for FinetuneState {
         &mut self.events_logged
     }
 
+    const CHECKPOINT_PREFIXES: &'static [&'static str] = &["last-", "best-"];
+
+    fn counter_mut(&mut self) -> &mut usize {
+        &mut self.counter
+    }
+
+    fn set_last(&mut self, dir: String, optimizer_steps: usize, pending: usize) {
+        self.last_dir = Some(dir);
+        self.optimizer_steps = optimizer_steps;
+        self.pending_micro_batches = pending;
+    }
+
     fn referenced_dirs(&self) -> Vec<&str> {
         self.last_dir
             .iter()

@@ -207,18 +207,15 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
         items: &Tensor<B::InnerBackend, 2>,
         stepper: &mut OptimizerStepper<B, RecformerModel<B>>,
     ) -> Result<()> {
-        let (name, dir) =
-            checkpoint::start_model_checkpoint(self.run, &mut self.state.counter, "last", model)?;
-        checkpoint::save_item_matrix(&dir.join(run_dir::ITEMS_FILE), items)?;
-        stepper.save(&dir, model)?;
-        self.state.optimizer_steps = stepper.steps;
-        self.state.pending_micro_batches = stepper.pending;
-        self.state.last_dir = Some(name.clone());
-        self.commit_state()
+        self.session()
+            .save_last(&mut self.state, stepper, model, |dir| {
+                checkpoint::save_weights(dir, model)?;
+                checkpoint::save_item_matrix(&dir.join(run_dir::ITEMS_FILE), items)
+            })
     }
 
     pub(super) fn commit_state(&self) -> Result<()> {
-        self.session().commit(&self.state, &["last-", "best-"])
+        self.session().commit(&self.state)
     }
 
     /// One training epoch against the frozen (normalised) item matrix.

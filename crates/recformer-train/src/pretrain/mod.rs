@@ -35,10 +35,10 @@ use crate::inputs::InputBuilder;
 use crate::model_dir::{ModelDir, ModelSpec, RUN_MODEL_SUBDIR};
 use crate::progress::{MetricsEvent, Progress};
 use crate::run_dir::{self, RunDir};
-use crate::schedule::{DecayKind, LrSchedule};
+use crate::schedule::DecayKind;
 use crate::seeds::derive_seed;
 use crate::session::Session;
-use crate::stepper::{OptimizerStepper, StepperConfig};
+use crate::stepper::OptimizerStepper;
 
 /// Data needed by pretraining.
 #[derive(Debug, Clone, Copy)]
@@ -77,22 +77,15 @@ impl Run<'_> {
         self.session.log(&mut self.state, event)
     }
 
-    fn commit(&self) -> Result<()> {
-        self.session.commit(&self.state, &["last-", "ckpt-"])
-    }
-
     fn save_last<B: AutodiffBackend>(
         &mut self,
         model: &RecformerForPretraining<B>,
         stepper: &mut OptimizerStepper<B, RecformerForPretraining<B>>,
     ) -> Result<()> {
-        let (name, dir) =
-            checkpoint::start_model_checkpoint(self.run, &mut self.state.counter, "last", model)?;
-        stepper.save(&dir, model)?;
-        self.state.optimizer_steps = stepper.steps;
-        self.state.pending_micro_batches = stepper.pending;
-        self.state.last_dir = Some(name);
-        self.commit()
+        self.session
+            .save_last(&mut self.state, stepper, model, |dir| {
+                checkpoint::save_weights(dir, model)
+            })
     }
 
     /// Validation + top-k bookkeeping.
@@ -178,7 +171,7 @@ pub fn pretrain<B: AutodiffBackend>(
         return Err(Error::InvalidData("no training sequence".into()));
     }
     let batches_per_epoch = num_seqs.div_ceil(config.batch_size);
-    let steps_per_epoch = batches_per_epoch.div_ceil(config.gradient_accumulation_steps);
+    let steps_per_epoch = batches_per_epoch.div_ceil(config.optimizer.gradient_accumulation_steps);
     let total_steps = config
         .max_steps
         .unwrap_or(steps_per_epoch * config.max_epochs);
@@ -193,18 +186,9 @@ pub fn pretrain<B: AutodiffBackend>(
     } else {
         model
     };
-    let mut stepper = OptimizerStepper::<B, RecformerForPretraining<B>>::new(StepperConfig {
-        schedule: LrSchedule {
-            base_lr: config.learning_rate,
-            warmup_steps: config.warmup_steps,
-            total_steps,
-            decay: DecayKind::Linear,
-        },
-        accumulation: config.gradient_accumulation_steps,
-        max_grad_norm: config.max_grad_norm,
-        weight_decay: config.weight_decay,
-        adam_epsilon: config.adam_epsilon,
-    });
+    let mut stepper = OptimizerStepper::<B, RecformerForPretraining<B>>::new(
+        config.optimizer.stepper(total_steps, DecayKind::Linear),
+    );
     let mut r = Run {
         session: Session::new(run, progress),
         run,

@@ -57,6 +57,18 @@ impl SessionState for PretrainState {
         &mut self.events_logged
     }
 
+    const CHECKPOINT_PREFIXES: &'static [&'static str] = &["last-", "ckpt-"];
+
+    fn counter_mut(&mut self) -> &mut usize {
+        &mut self.counter
+    }
+
+    fn set_last(&mut self, dir: String, optimizer_steps: usize, pending: usize) {
+        self.last_dir = Some(dir);
+        self.optimizer_steps = optimizer_steps;
+        self.pending_micro_batches = pending;
+    }
+
     fn referenced_dirs(&self) -> Vec<&str> {
         self.top_k
             .iter()
