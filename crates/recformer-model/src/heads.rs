@@ -2,9 +2,9 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::gelu;
 use burn::tensor::{backend::Backend, Tensor};
 
+use crate::activation::gelu;
 use crate::config::RecformerConfig;
 use crate::init::{linear, materialize};
 use crate::input::{RecformerInput, RecformerModelOutput};

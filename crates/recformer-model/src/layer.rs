@@ -3,9 +3,9 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::gelu;
 use burn::tensor::{backend::Backend, Tensor};
 
+use crate::activation::gelu;
 use crate::attention::{AttentionImpl, AttentionMasks, LongformerSelfAttention};
 use crate::config::RecformerConfig;
 use crate::init::linear;

@@ -29,6 +29,7 @@
 
 #![warn(missing_docs)]
 
+pub mod activation;
 pub mod attention;
 pub mod backend;
 pub mod config;

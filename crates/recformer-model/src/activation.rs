@@ -1,0 +1,27 @@
+//! The exact (erf) GELU of PyTorch's `nn.GELU()` / HF `"gelu"`, with its exact gradient.
+//!
+//! Burn 0.21's fused `gelu` differentiates with the *tanh approximation's* derivative on every
+//! backend but Flex (`ActivationOps::gelu_backward`'s default, used by NdArray, CUDA and wgpu):
+//! up to 8.7e-4 off the exact `Φ(x) + x·φ(x)` (at x ≈ -2.02; mean 2.4e-4 over [-6, 6]), a
+//! systematic error in every encoder layer's gradient that PyTorch does not have. So when the
+//! backend records gradients, GELU is written with primitive ops whose derivatives are exact
+//! (`erf`'s is `2/√π·e^{-x²}`): with `t = x/√2`, `gelu(x) = t·(1 + erf(t))/√2`. Autodiff then
+//! keeps `t` and `1 + erf(t)` for the backward, one activation-sized tensor more than the fused
+//! op (which keeps `x`), and the forward values may differ from the fused op's in the last bit.
+//! Without autodiff (inference, item encoding), the fused op runs.
+
+use burn::tensor::{activation, backend::Backend, Tensor};
+
+/// `x · (1 + erf(x / √2)) / 2`, differentiated exactly.
+///
+/// # Shapes
+/// - any; output as input
+pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    if B::ad_enabled(&x.device()) {
+        let t = x.mul_scalar(core::f32::consts::FRAC_1_SQRT_2);
+        let cdf2 = t.clone().erf().add_scalar(1.0);
+        t.mul(cdf2).mul_scalar(core::f32::consts::FRAC_1_SQRT_2)
+    } else {
+        activation::gelu(x)
+    }
+}
