@@ -12,6 +12,9 @@ use clap::Parser;
 fn main() -> ExitCode {
     alloc::keep_freed_memory();
     let args = cli::Cli::parse();
+    if args.inference_only() {
+        one_gemm_thread_per_batch();
+    }
     init_logger(args.log_level());
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -19,6 +22,18 @@ fn main() -> ExitCode {
             eprintln!("error: {}", describe(&err));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// NdArray's matrix products (matrixmultiply) start their own threads, `MATMUL_NUM_THREADS`
+/// of them (default: every core, at most 4). An inference command already runs one batch per
+/// core (`recformer_train::waves`), and threaded products inside each batch oversubscribe
+/// the cores: encoding the 4,344 Scientific items with MiniLM took 89 s that way against 74 s
+/// with one thread per product (2 cores, docs/performance.md). Set before any thread exists;
+/// an explicit `MATMUL_NUM_THREADS` wins. Flex's products run on rayon and are not affected.
+fn one_gemm_thread_per_batch() {
+    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+        std::env::set_var("MATMUL_NUM_THREADS", "1");
     }
 }
 

@@ -8,6 +8,7 @@ use recformer_model::RecformerModel;
 
 use crate::inputs::{to_input, InputBuilder};
 use crate::progress::Progress;
+use crate::waves::in_waves;
 
 /// Encodes all items, returning the raw (not normalised) pooled vectors in catalogue-row order.
 ///
@@ -47,7 +48,8 @@ pub fn encode_all_items<B: Backend>(
 /// `histories[i]`: the user side of the model, without autodiff (pass `model.valid()`).
 ///
 /// Sequences are batched by similar token length (`batch_size` per batch); padding is masked,
-/// so the order does not change any vector.
+/// so the order does not change any vector. On a CPU backend several batches run at once
+/// ([`crate::waves`]); the vectors are the same.
 ///
 /// # Shapes
 /// Output `[histories.len(), hidden_size]`.
@@ -74,13 +76,19 @@ pub fn encode_histories<B: Backend>(
     let mut order: Vec<usize> = (0..seqs.len()).collect();
     order.sort_by_key(|&i| (seqs[i].len(), i));
     progress.on_start(label, seqs.len() as u64);
-    let mut parts: Vec<Tensor<B, 2>> = Vec::with_capacity(order.len().div_ceil(batch_size));
-    for chunk in order.chunks(batch_size) {
+    let batches: Vec<&[usize]> = order.chunks(batch_size).collect();
+    let mut parts: Vec<Tensor<B, 2>> = Vec::with_capacity(batches.len());
+    let encode = |chunk: &&[usize]| {
         let batch: Vec<EncodedSequence> = chunk.iter().map(|&i| seqs[i].clone()).collect();
         let input = to_input::<B>(&builder.pad(&batch), device);
-        parts.push(model.forward(input).pooler_output);
+        model.forward(input).pooler_output
+    };
+    let done = in_waves::<B, _, _, std::convert::Infallible>(&batches, encode, |chunk, part| {
+        parts.push(part);
         progress.on_advance(chunk.len() as u64);
-    }
+        Ok(())
+    });
+    let Ok(()) = done;
     let sorted = Tensor::cat(parts, 0);
     // row r of `sorted` is sequence order[r]; invert the permutation
     let mut inverse = vec![0i64; order.len()];

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::inputs::InputBuilder;
 use crate::metrics::{Metrics, MetricsAccumulator};
 use crate::progress::Progress;
+use crate::waves::in_waves;
 
 /// Evaluation settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -113,7 +114,7 @@ pub fn evaluate<B: Backend>(
             item_tokens.len()
         )));
     }
-    rank_examples(items, examples, options, progress, |chunk| {
+    rank_examples(items, examples, options, progress, |_, chunk| {
         let histories: Vec<&[usize]> = chunk.iter().map(|e| e.history.as_slice()).collect();
         let (_, input) = builder.batch::<B>(&histories, item_tokens, device);
         Ok(model.forward(input).pooler_output)
@@ -133,7 +134,7 @@ pub fn evaluate_newest_item<B: Backend>(
     progress: &dyn Progress,
 ) -> Result<Evaluation> {
     let device = items.device();
-    rank_examples(items, examples, options, progress, |chunk| {
+    rank_examples(items, examples, options, progress, |_, chunk| {
         let rows = chunk
             .iter()
             .map(|e| {
@@ -172,23 +173,21 @@ pub fn evaluate_vectors<B: Backend>(
             examples.len()
         )));
     }
-    let mut offset = 0;
-    rank_examples(items, examples, options, progress, |chunk| {
-        let rows = users.clone().slice(offset..offset + chunk.len());
-        offset += chunk.len();
-        Ok(rows)
+    rank_examples(items, examples, options, progress, |start, chunk| {
+        Ok(users.clone().slice(start..start + chunk.len()))
     })
 }
 
 /// The one ranking loop: checks the rows, applies `max_users`, asks `user_vectors` for the
-/// `[chunk, H]` user vectors of each batch of `batch_size` examples, ranks them with
-/// [`rank_batch`] and accumulates the metrics.
+/// `[chunk, H]` user vectors of each batch of `batch_size` examples (given the batch's first
+/// example index), ranks them with [`rank_batch`] and accumulates the metrics in batch order
+/// (on a CPU backend several batches are encoded and ranked at once, [`crate::waves`]).
 fn rank_examples<B: Backend>(
     items: &Tensor<B, 2>,
     examples: &[EvalExample],
     options: &EvalOptions,
     progress: &dyn Progress,
-    mut user_vectors: impl FnMut(&[EvalExample]) -> Result<Tensor<B, 2>>,
+    user_vectors: impl Fn(usize, &[EvalExample]) -> Result<Tensor<B, 2>> + Sync,
 ) -> Result<Evaluation> {
     let [n, _] = items.dims();
     let examples = match options.max_users {
@@ -207,21 +206,29 @@ fn rank_examples<B: Backend>(
     let mut acc = MetricsAccumulator::new();
     let mut all_ranks = Vec::with_capacity(examples.len());
     progress.on_start("evaluate", examples.len() as u64);
-    for chunk in examples.chunks(options.batch_size.max(1)) {
+    let size = options.batch_size.max(1);
+    let batches: Vec<(usize, &[EvalExample])> = examples
+        .chunks(size)
+        .enumerate()
+        .map(|(i, chunk)| (i * size, chunk))
+        .collect();
+    let rank = |&(start, chunk): &(usize, &[EvalExample])| -> Result<Vec<usize>> {
         let histories: Vec<&[usize]> = chunk.iter().map(|e| e.history.as_slice()).collect();
         let labels: Vec<usize> = chunk.iter().map(|e| e.label).collect();
-        let seq = match user_vectors(chunk) {
-            Ok(seq) => seq,
-            Err(e) => {
-                progress.on_finish();
-                return Err(e);
-            }
-        };
+        let seq = user_vectors(start, chunk)?;
         let exclude = options.exclude_history.then_some(histories.as_slice());
-        let ranks = rank_batch(seq, &items_n, &labels, exclude, options.temp);
+        Ok(rank_batch(seq, &items_n, &labels, exclude, options.temp))
+    };
+    let done = in_waves::<B, _, _, Error>(&batches, rank, |(_, chunk), ranks| {
+        let ranks = ranks?;
         acc.push_batch(&ranks);
         all_ranks.extend_from_slice(&ranks);
         progress.on_advance(chunk.len() as u64);
+        Ok(())
+    });
+    if let Err(e) = done {
+        progress.on_finish();
+        return Err(e);
     }
     progress.on_finish();
     Ok(Evaluation {

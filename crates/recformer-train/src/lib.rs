@@ -31,6 +31,7 @@ pub mod seeds;
 mod session;
 pub mod stepper;
 pub mod throughput;
+pub mod waves;
 
 pub use cold_start::{ColdStartMetrics, TrainingItems};
 pub use config::{FinetuneConfig, FinetuneVariant, OptimizerConfig, PretrainConfig};

@@ -216,3 +216,49 @@ fn cached_user_vectors_rank_exactly_like_the_model() {
     let err = evaluate_vectors(&items, &users, &examples[1..], &options, &NoProgress).unwrap_err();
     assert!(err.to_string().contains("user vectors"), "{err}");
 }
+
+#[test]
+fn batches_side_by_side_give_the_same_vectors_ranks_and_metrics() {
+    use recformer_train::waves::concurrent_batches;
+    let dir = tempfile::tempdir().unwrap();
+    let w = world(dir.path());
+    let device = Default::default();
+    let model = w.model_config.init_model::<Inner>(&device);
+    let examples: Vec<EvalExample> = w.dataset.eval_examples(Split::Test);
+    let options = EvalOptions {
+        batch_size: 3,
+        exclude_history: true,
+        ..EvalOptions::default()
+    };
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            assert_eq!(concurrent_batches::<Inner>(), threads);
+            // 12 items in batches of 2: waves of `threads` batches, the last one partial.
+            let items =
+                encode_all_items(&model, &w.item_tokens, &w.builder, 2, &device, &NoProgress);
+            let ev = evaluate(
+                &model,
+                &items,
+                &w.item_tokens,
+                &examples,
+                &w.builder,
+                &options,
+                &device,
+                &NoProgress,
+            )
+            .unwrap();
+            (items.into_data(), ev)
+        })
+    };
+    let (items_1, ev_1) = run(1);
+    for threads in [2, 5] {
+        let (items_n, ev_n) = run(threads);
+        assert_eq!(items_n, items_1, "item vectors with {threads} threads");
+        assert_eq!(ev_n, ev_1, "evaluation with {threads} threads");
+    }
+    assert_eq!(ev_1.ranks.len(), examples.len());
+}

@@ -26,6 +26,15 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Whether the command only runs the model for inference (no training step): its
+    /// batches run side by side (`recformer_train::waves`) and need no threaded GEMM inside.
+    pub fn inference_only(&self) -> bool {
+        matches!(
+            self.command,
+            Command::EncodeItems(_) | Command::Evaluate(_) | Command::Recommend(_)
+        )
+    }
+
     /// The log level of `-v` / `-q`.
     pub fn log_level(&self) -> log::LevelFilter {
         if self.log_errors_only {
