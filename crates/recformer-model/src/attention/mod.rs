@@ -57,7 +57,14 @@ impl AttentionImpl {
         seq_len: usize,
         one_sided_window: usize,
     ) -> bool {
-        let possible = masks.global_only_first && sliding::supports(seq_len, one_sided_window);
+        masks.global_only_first && self.may_use_sliding(seq_len, one_sided_window)
+    }
+
+    /// Whether the banded path can run on `seq_len` tokens with this one-sided window, given
+    /// that only token 0 is global: the length is a window multiple and, for `Auto`, long
+    /// enough for the band to pay off.
+    pub fn may_use_sliding(self, seq_len: usize, one_sided_window: usize) -> bool {
+        let possible = sliding::supports(seq_len, one_sided_window);
         match self {
             AttentionImpl::Dense => false,
             AttentionImpl::Sliding => possible,
