@@ -17,6 +17,13 @@ a worker of this script, Rust as `recformer bench`), one after the other on the 
 the table compares like with like. Shapes: `minilm` (6 x 384, 12 heads, FFN 1536, 64 x 64 tokens:
 the Scientific recipe's encoder), `mini` (6 x 256, 4 heads, FFN 1024, 8 x 512 tokens).
 
+With `--items-model DIR --items-data DIR` (a model directory, e.g. MiniLM converted by
+`recformer init`, and a dataset in the official layout) it also times item encoding: PyTorch runs
+the official `encode_all_items` loop alone (items pre-tokenised with the model directory's
+tokenizer and the official flattening, iid order, batches of 16, padded to the batch's longest
+item and then to the window multiple; random weights of the directory's shape), against the
+whole `recformer encode-items` process (loading, tokenising, encoding, writing).
+
 Prints a markdown table with the ratios (PyTorch time / ours: above 1 means ours is faster).
 """
 
@@ -115,6 +122,85 @@ def torch_worker(shape: str, threads: int, steps: int, warmup: int) -> dict:
     return {"forward_s": forward_s, "train_s": train_s, "peak_mib": peak_mib}
 
 
+def item_token_ids(model_dir: Path, data_dir: Path, cfg: dict) -> list:
+    """`[<s>] + flattened item tokens` per item in iid order (official `encode_item`: per
+    attribute `tokenize(key) + tokenize(value)` cut to `max_attr_length`, at most
+    `max_attr_num` attributes, the whole cut to `max_token_num`)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.no_truncation()
+    tok.no_padding()
+    meta = json.loads((data_dir / "meta_data.json").read_text())
+    smap = json.loads((data_dir / "smap.json").read_text())
+    by_row = sorted(smap.items(), key=lambda kv: kv[1])
+    cls = tok.token_to_id("[CLS]")
+    if cls is None:
+        cls = tok.token_to_id("<s>")
+    out = []
+    for key, _row in by_row:
+        ids = [cls]
+        for name, value in list(meta[key].items())[: cfg.get("max_attr_num", 3)]:
+            pieces = tok.encode(name, add_special_tokens=False).ids + tok.encode(
+                str(value), add_special_tokens=False).ids
+            ids += pieces[: cfg.get("max_attr_length", 32)]
+        out.append(ids[: cfg["max_token_num"]])
+    return out
+
+
+def torch_items_worker(model_dir: str, data_dir: str, threads: int) -> dict:
+    """The official `encode_all_items` loop alone, timed once over every item."""
+    import torch
+
+    torch.set_num_threads(threads)
+    spec = importlib.util.spec_from_file_location("gen_fixtures", FIXTURE_SCRIPT)
+    fx = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fx)
+    cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    config = dict(fx.CONFIG)
+    for k in ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+              "attention_window", "max_token_num", "max_position_embeddings", "pad_token_id",
+              "max_item_embeddings", "layer_norm_eps", "type_vocab_size"]:
+        if k in cfg:
+            config[k] = cfg[k]
+    model = fx.RecformerModel(fx.RecformerConfig(**config)).eval()
+    items = item_token_ids(Path(model_dir), Path(data_dir), cfg)
+    pad = cfg["pad_token_id"]
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for start in range(0, len(items), 16):
+            batch = items[start:start + 16]
+            l = max(len(x) for x in batch)
+            ids = torch.full((len(batch), l), pad, dtype=torch.long)
+            att = torch.zeros(len(batch), l, dtype=torch.long)
+            types = torch.zeros(len(batch), l, dtype=torch.long)
+            pos = torch.full((len(batch), l), pad, dtype=torch.long)
+            for i, x in enumerate(batch):
+                ids[i, :len(x)] = torch.tensor(x)
+                att[i, :len(x)] = 1
+                types[i, 1:len(x)] = 2
+                pos[i, 1:len(x)] = 1
+            glob = torch.zeros_like(att)
+            glob[:, 0] = 1
+            model(ids, att, glob, types, pos)
+    seconds = time.perf_counter() - t0
+    return {"items": len(items), "encode_s": seconds,
+            "mean_tokens": sum(map(len, items)) / len(items),
+            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_rust_items(binary: str, device: str, model_dir: str, data_dir: str, threads: int) -> dict:
+    import tempfile
+
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = ["/usr/bin/time", "-f", "wall_s=%e peak_kib=%M", binary, "encode-items", "--model", model_dir,
+               "--data", data_dir, "--out", str(Path(tmp) / "items.safetensors"), "--device", device, "--quiet"]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    m = re.search(r"wall_s=([\d.]+) peak_kib=(\d+)", out.stderr)
+    return {"encode_s": float(m.group(1)), "peak_mib": int(m.group(2)) / 1024}
+
+
 def run_torch(shape: str, threads: int, steps: int, warmup: int) -> dict:
     out = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", shape, "--threads", str(threads),
@@ -136,6 +222,17 @@ def run_rust(binary: str, device: str, shape: str, threads: int, steps: int, war
     return {"forward_s": float(cells[3]) / 1e3, "train_s": float(cells[6]) / 1e3, "peak_mib": peak / 1024}
 
 
+def print_rows(name: str, size: str, ref: dict, ours: dict, rows: list) -> None:
+    """One table row per (work, key, unit): PyTorch, then each device's value and ratio
+    (time: PyTorch / ours, >1 = ours faster; memory: ours / PyTorch, <1 = ours smaller)."""
+    for work, key, unit in rows:
+        cells = [f"{ref[key]:.3f} {unit}" if unit == "s" else f"{ref[key]:.0f} {unit}"]
+        for v in (ours[d][key] for d in ours):
+            cells.append(f"{v:.3f} {unit}" if unit == "s" else f"{v:.0f} {unit}")
+            cells.append(f"{ref[key] / v if unit == 's' else v / ref[key]:.2f}x")
+        print(f"| {name} | {size} | {work} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--recformer", default=os.environ.get("RECFORMER", str(
@@ -145,8 +242,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--shapes", default="minilm,mini")
     parser.add_argument("--devices", default="ndarray,flex")
+    parser.add_argument("--items-model", help="model directory for the item-encoding rows")
+    parser.add_argument("--items-data", help="dataset (official layout) for the item-encoding rows")
     parser.add_argument("--worker")
     a = parser.parse_args()
+    if a.worker == "items":
+        print(json.dumps(torch_items_worker(a.items_model, a.items_data, a.threads)))
+        return
     if a.worker:
         print(json.dumps(torch_worker(a.worker, a.threads, a.steps, a.warmup)))
         return
@@ -168,16 +270,23 @@ def main() -> None:
         _, _, _, _, _, batch, tokens = SHAPES[shape]
         ref = run_torch(shape, a.threads, a.steps, a.warmup)
         ours = {d: run_rust(a.recformer, d, shape, a.threads, a.steps, a.warmup) for d in a.devices.split(",")}
-        for work, key, unit in [("forward", "forward_s", "s"), ("train step", "train_s", "s"),
-                                ("peak RSS", "peak_mib", "MiB")]:
-            cells = [f"{ref[key]:.3f} {unit}" if unit == "s" else f"{ref[key]:.0f} {unit}"]
-            for d in a.devices.split(","):
-                v = ours[d][key]
-                cells.append(f"{v:.3f} {unit}" if unit == "s" else f"{v:.0f} {unit}")
-                # time: PyTorch / ours (>1 = ours faster); memory: ours / PyTorch (<1 = ours smaller)
-                ratio = ref[key] / v if unit == "s" else v / ref[key]
-                cells.append(f"{ratio:.2f}x")
-            print(f"| {shape} | {batch} x {tokens} | {work} | " + " | ".join(cells) + " |")
+        print_rows(shape, f"{batch} x {tokens}", ref, ours, [
+            ("forward", "forward_s", "s"), ("train step", "train_s", "s"), ("peak RSS", "peak_mib", "MiB")])
+        sys.stdout.flush()
+    if a.items_model and a.items_data:
+        out = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--worker", "items", "--threads", str(a.threads),
+             "--items-model", a.items_model, "--items-data", a.items_data],
+            check=True, capture_output=True, text=True,
+        )
+        ref = json.loads(out.stdout.strip().splitlines()[-1])
+        ours = {d: run_rust_items(a.recformer, d, a.items_model, a.items_data, a.threads)
+                for d in a.devices.split(",")}
+        name = Path(a.items_model).name
+        label = f"{ref['items']} items, {ref['mean_tokens']:.0f} tokens avg"
+        print_rows(name, label, ref, ours, [
+            ("encode items (official loop alone vs whole process)", "encode_s", "s"),
+            ("peak RSS (encode)", "peak_mib", "MiB")])
     sys.stdout.flush()
 
 
