@@ -4,78 +4,14 @@
 mod common;
 
 use burn::module::{AutodiffModule, Module};
-use burn::tensor::backend::Backend;
-use burn::tensor::{Distribution, Int, Tensor, TensorData};
-use common::assert_close;
+use burn::tensor::{Distribution, Tensor, TensorData};
+use common::{assert_close, batch_on, tiny_config as config};
 use recformer_model::backend::{Cpu, CpuAutodiff};
 use recformer_model::{
     cosine_logits, l2_normalize, AttentionImpl, RecformerConfig, RecformerInput, RecformerModel,
 };
 
 type B = Cpu;
-
-fn config(window: usize, layers: usize) -> RecformerConfig {
-    RecformerConfig {
-        num_hidden_layers: layers,
-        attention_window: vec![window; layers],
-        max_position_embeddings: 80,
-        max_token_num: 64,
-        initializer_range: 0.3,
-        ..RecformerConfig::tiny()
-    }
-}
-
-/// RecFormer-shaped batch: `<s>` first (global), random tokens, right padding to the longest row.
-fn batch_on<BB: Backend>(
-    lengths: &[usize],
-    config: &RecformerConfig,
-    seed: u64,
-) -> RecformerInput<BB> {
-    let device = Default::default();
-    let max_len = *lengths.iter().max().unwrap();
-    let pad = config.pad_token_id as i64;
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let mut next = |m: u64| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) % m
-    };
-    let (mut ids, mut mask, mut types, mut items) = (vec![], vec![], vec![], vec![]);
-    for &len in lengths {
-        for t in 0..max_len {
-            let real = t < len;
-            ids.push(if t == 0 {
-                0
-            } else if real {
-                3 + next(config.vocab_size as u64 - 3) as i64
-            } else {
-                pad
-            });
-            mask.push(real as i64);
-            types.push(if t == 0 {
-                0
-            } else if real {
-                1 + (t % 2) as i64
-            } else {
-                3
-            });
-            items.push(if t == 0 {
-                0
-            } else if real {
-                1 + ((t - 1) / 4).min(4) as i64
-            } else {
-                5
-            });
-        }
-    }
-    let t = |v: Vec<i64>| {
-        Tensor::<BB, 2, Int>::from_data(TensorData::new(v, [lengths.len(), max_len]), &device)
-    };
-    RecformerInput::with_cls_global(t(ids), t(mask), t(types), t(items))
-}
 
 fn batch(lengths: &[usize], config: &RecformerConfig, seed: u64) -> RecformerInput<B> {
     batch_on::<B>(lengths, config, seed)

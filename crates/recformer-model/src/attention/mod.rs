@@ -180,7 +180,9 @@ impl<B: Backend> LongformerSelfAttention<B> {
         let scale = (self.head_dim as f64).sqrt();
         let w = self.one_sided_attn_window_size;
 
-        let query = self.split_heads(per_token(&self.query, hidden_states.clone())) / scale;
+        // Scaled before the head split, while the tensor is contiguous (the same values; after the
+        // split, a CPU backend divides through a strided view).
+        let query = self.split_heads(per_token(&self.query, hidden_states.clone()) / scale);
         let key = self.split_heads(per_token(&self.key, hidden_states.clone()));
         let value = self.split_heads(per_token(&self.value, hidden_states.clone()));
 
@@ -210,7 +212,7 @@ impl<B: Backend> LongformerSelfAttention<B> {
                 // Only token 0 can be global (RecFormer's pattern): one global query row, on both
                 // paths. The other rows' global outputs would be discarded by the merge below.
                 let first = hidden_states.slice([0..b, 0..1, 0..hidden]);
-                let global_query = self.split_heads(per_token(&self.query_global, first)) / scale;
+                let global_query = self.split_heads(per_token(&self.query_global, first) / scale);
                 let global_out = reference::global_attention(
                     global_query,
                     global_key,
@@ -231,7 +233,7 @@ impl<B: Backend> LongformerSelfAttention<B> {
                 local.slice_assign([0..b, 0..self.num_heads, 0..1, 0..self.head_dim], row0)
             } else {
                 let global_query =
-                    self.split_heads(per_token(&self.query_global, hidden_states)) / scale;
+                    self.split_heads(per_token(&self.query_global, hidden_states) / scale);
                 let global_out = reference::global_attention(
                     global_query,
                     global_key,

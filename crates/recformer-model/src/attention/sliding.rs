@@ -1,8 +1,9 @@
 //! Banded (chunked sliding-window) local attention: O(L·w) instead of O(L²).
 //!
 //! Queries are cut into blocks of `w` (the one-sided window); block `k` covers queries
-//! `[k·w, (k+1)·w)` and needs keys `[k·w - w, (k+1)·w + w)`, i.e. a window of `3w` keys taken with
-//! `Tensor::unfold` from the key tensor zero-padded by `w` on both sides. Inside a block, query `r`
+//! `[k·w, (k+1)·w)` and needs keys `[k·w - w, (k+1)·w + w)`, i.e. a window of `3w` keys: the
+//! previous, the same and the next block of the key tensor zero-padded by `w` on both sides
+//! ([`windows`]). Inside a block, query `r`
 //! may see window key `s` iff `r <= s <= r + 2w` (that is `|i - j| <= w`). The global token (index 0
 //! only; the caller checks this) is one extra score column computed with the *local* key and value of
 //! token 0, exactly like HF `_concat_with_global_key_attn_probs`.
@@ -28,6 +29,29 @@ fn block_band<B: Backend>(w: usize, device: &B::Device) -> Tensor<B, 2, Bool> {
     diff.clone()
         .greater_equal_elem(0)
         .bool_and(diff.lower_equal_elem(2 * w as i64))
+}
+
+/// The `3w`-key window of every query block: `[b, h, l, d] -> [b, h, l/w, 3w, d]`, window `k`
+/// holding rows `[k·w - w, k·w + 2w)` of `x`, zero outside `[0, l)`.
+///
+/// Built as three shifted views of the zero-padded blocks, concatenated. `Tensor::unfold` gives
+/// the same values, but burn-autodiff 0.21 differentiates it with a loop over the windows (a
+/// slice, a permuted copy and a `slice_assign` of the whole gradient per window): in a training
+/// step on Flex, that loop was a quarter of the single-threaded time (docs/performance.md). The
+/// backward of these views is three slices and a sum.
+///
+/// # Shapes
+/// - x: `[batch, heads, seq_len, head_dim]`, `seq_len % w == 0`
+/// - output: `[batch, heads, seq_len / w, 3w, head_dim]`
+pub(crate) fn windows<B: Backend>(x: Tensor<B, 4>, w: usize) -> Tensor<B, 5> {
+    let [b, h, l, d] = x.dims();
+    let nb = l / w;
+    let zeros = Tensor::<B, 4>::zeros([b, h, w, d], &x.device());
+    let blocks = Tensor::cat(vec![zeros.clone(), x, zeros], 2).reshape([b, h, nb + 2, w, d]);
+    let shifted = (0..3)
+        .map(|s| blocks.clone().slice([0..b, 0..h, s..s + nb, 0..w, 0..d]))
+        .collect();
+    Tensor::cat(shifted, 3)
 }
 
 /// Whether the banded path can run: the sequence length must be a multiple of `w`.
@@ -65,13 +89,9 @@ pub fn local_attention_sliding<B: Backend>(
     let masked = masks.is_index_masked.clone();
     let global = masks.is_index_global_attn.clone();
 
-    // Key/value windows: [b, h, nb, d, 3w] (unfold appends the window dim).
-    let zeros = Tensor::<B, 4>::zeros([b, h, w, d], &device);
-    let key_windows: Tensor<B, 5> =
-        Tensor::cat(vec![zeros.clone(), key.clone(), zeros.clone()], 2).unfold(2, win, w);
-    let value_windows: Tensor<B, 5> = Tensor::cat(vec![zeros.clone(), value.clone(), zeros], 2)
-        .unfold::<5, _>(2, win, w)
-        .swap_dims(3, 4);
+    // Key windows transposed for the product, [b, h, nb, d, 3w]; value windows [b, h, nb, 3w, d].
+    let key_windows = windows(key.clone(), w).swap_dims(3, 4);
+    let value_windows = windows(value.clone(), w);
 
     let query_blocks = query.clone().reshape([b, h, nb, w, d]);
     let band_scores = query_blocks.matmul(key_windows); // [b, h, nb, w, 3w]
@@ -136,4 +156,32 @@ pub fn local_attention_sliding<B: Backend>(
                 .matmul(value_first);
     }
     output.reshape([b, h, l, d])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Cpu;
+    use burn::tensor::{Distribution, Tensor};
+
+    /// [`windows`] holds exactly what `unfold` over the zero-padded tensor gives.
+    #[test]
+    fn windows_equal_unfold_over_the_padded_keys() {
+        let device = Default::default();
+        for (l, w) in [(8, 2), (12, 4), (4, 4)] {
+            let [b, h, d] = [2, 3, 5];
+            let x = Tensor::<Cpu, 4>::random([b, h, l, d], Distribution::Default, &device);
+            let zeros = Tensor::<Cpu, 4>::zeros([b, h, w, d], &device);
+            let unfolded: Tensor<Cpu, 5> = Tensor::cat(vec![zeros.clone(), x.clone(), zeros], 2)
+                .unfold::<5, _>(2, 3 * w, w)
+                .swap_dims(3, 4);
+            let ours = windows(x, w);
+            assert_eq!(ours.dims(), [b, h, l / w, 3 * w, d]);
+            assert_eq!(
+                ours.into_data().to_vec::<f32>().unwrap(),
+                unfolded.into_data().to_vec::<f32>().unwrap(),
+                "l {l} w {w}"
+            );
+        }
+    }
 }
