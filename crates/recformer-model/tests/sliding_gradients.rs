@@ -12,10 +12,13 @@
 mod common;
 
 use burn::backend::{Autodiff, NdArray};
+use burn::nn::DropoutConfig;
 use burn::tensor::backend::Backend;
-use burn::tensor::DType;
+use burn::tensor::{DType, Distribution, Int, Tensor, TensorData};
 use common::{assert_close, batch_on, tiny_config};
-use recformer_model::{AttentionImpl, RecformerConfig};
+use recformer_model::attention::reference::local_attention_dense;
+use recformer_model::attention::sliding::{local_attention_sliding, BandProduct};
+use recformer_model::{AttentionImpl, AttentionMasks, RecformerConfig};
 
 type A = Autodiff<NdArray<f64>>;
 
@@ -56,6 +59,67 @@ fn sliding_gradients_equal_dense_oracle_gradients() {
             let scale = d.iter::<f64>().fold(0f64, |m, v| m.max(v.abs())) as f32;
             assert!(scale > 0.0, "{name}: zero gradient");
             assert_close(s, d, 1e-6, 1e-6 * scale, &format!("seed {seed} {name}"));
+        }
+    }
+}
+
+/// Both band products against the dense oracle at the attention level: outputs and the gradients
+/// with respect to query, key and value, with padding and a global first token.
+#[test]
+fn both_band_products_equal_the_dense_oracle_with_gradients() {
+    let device = Default::default();
+    let [b, h, w, d] = [2, 3, 2, 4];
+    let l = 5 * w;
+    A::seed(&device, 7);
+    let lengths = [l, l - 3];
+    let mask: Vec<i64> = lengths
+        .iter()
+        .flat_map(|&n| (0..l).map(move |t| (t < n) as i64))
+        .collect();
+    let global: Vec<i64> = (0..b)
+        .flat_map(|_| (0..l).map(|t| (t == 0) as i64))
+        .collect();
+    let ints = |v: Vec<i64>| Tensor::<A, 2, Int>::from_data(TensorData::new(v, [b, l]), &device);
+    let masks = AttentionMasks::new(ints(mask), ints(global));
+    let dropout = DropoutConfig::new(0.0).init();
+    let qkv = || {
+        Tensor::<A, 4>::random([b, h, l, d], Distribution::Normal(0.0, 1.0), &device).require_grad()
+    };
+    let (q, k, v) = (qkv(), qkv(), qkv());
+    let run = |product: Option<BandProduct>| {
+        let (q1, k1, v1) = (q.clone(), k.clone(), v.clone());
+        let out = match product {
+            None => {
+                let local = local_attention_dense(q1, k1, v1, &masks, w, &dropout);
+                local.slice([0..b, 0..h, 1..l, 0..d]) // row 0 is global: not the band's
+            }
+            Some(p) => local_attention_sliding(q1, k1, v1, &masks, w, &dropout, p).slice([
+                0..b,
+                0..h,
+                1..l,
+                0..d,
+            ]),
+        };
+        let grads = (out.clone() * out.clone().sin()).sum().backward();
+        let g = |t: &Tensor<A, 4>| t.grad(&grads).expect("grad").into_data();
+        (out.into_data(), [g(&q), g(&k), g(&v)])
+    };
+    let (dense, dense_grads) = run(None);
+    for product in [BandProduct::Windows, BandProduct::Parts] {
+        let (out, grads) = run(Some(product));
+        assert_close(
+            out,
+            dense.clone(),
+            1e-9,
+            1e-9,
+            &format!("{product:?} output"),
+        );
+        for (name, (g, e)) in ["query", "key", "value"]
+            .iter()
+            .zip(grads.into_iter().zip(dense_grads.clone()))
+        {
+            assert_eq!(e.dtype, DType::F64, "{name}: not computed in f64");
+            assert_close(g, e, 1e-6, 1e-9, &format!("{product:?} d/d{name}"));
         }
     }
 }

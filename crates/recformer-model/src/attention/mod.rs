@@ -194,8 +194,8 @@ impl<B: Backend> LongformerSelfAttention<B> {
                 value,
                 masks,
                 w,
-                masks.any_global,
                 &self.dropout,
+                sliding::BandProduct::for_backend::<B>(),
             )
         } else {
             reference::local_attention_dense(query, key, value, masks, w, &self.dropout)

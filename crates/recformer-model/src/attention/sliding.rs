@@ -3,7 +3,7 @@
 //! Queries are cut into blocks of `w` (the one-sided window); block `k` covers queries
 //! `[k·w, (k+1)·w)` and needs keys `[k·w - w, (k+1)·w + w)`, i.e. a window of `3w` keys: the
 //! previous, the same and the next block of the key tensor zero-padded by `w` on both sides
-//! ([`windows`]). Inside a block, query `r`
+//! ([`padded_blocks`], [`window_part`]), each multiplied as its own part. Inside a block, query `r`
 //! may see window key `s` iff `r <= s <= r + 2w` (that is `|i - j| <= w`). The global token (index 0
 //! only; the caller checks this) is one extra score column computed with the *local* key and value of
 //! token 0, exactly like HF `_concat_with_global_key_attn_probs`.
@@ -31,27 +31,66 @@ fn block_band<B: Backend>(w: usize, device: &B::Device) -> Tensor<B, 2, Bool> {
         .bool_and(diff.lower_equal_elem(2 * w as i64))
 }
 
-/// The `3w`-key window of every query block: `[b, h, l, d] -> [b, h, l/w, 3w, d]`, window `k`
-/// holding rows `[k·w - w, k·w + 2w)` of `x`, zero outside `[0, l)`.
-///
-/// Built as three shifted views of the zero-padded blocks, concatenated. `Tensor::unfold` gives
-/// the same values, but burn-autodiff 0.21 differentiates it with a loop over the windows (a
-/// slice, a permuted copy and a `slice_assign` of the whole gradient per window): in a training
-/// step on Flex, that loop was a quarter of the single-threaded time (docs/performance.md). The
-/// backward of these views is three slices and a sum.
+/// `x` zero-padded by one block of `w` rows on both sides and cut into blocks:
+/// `[b, h, l, d] -> [b, h, l/w + 2, w, d]`. Block `k + 1` holds rows `[k·w, (k+1)·w)` of `x`.
 ///
 /// # Shapes
 /// - x: `[batch, heads, seq_len, head_dim]`, `seq_len % w == 0`
-/// - output: `[batch, heads, seq_len / w, 3w, head_dim]`
-pub(crate) fn windows<B: Backend>(x: Tensor<B, 4>, w: usize) -> Tensor<B, 5> {
+/// - output: `[batch, heads, seq_len / w + 2, w, head_dim]`
+pub(crate) fn padded_blocks<B: Backend>(x: Tensor<B, 4>, w: usize) -> Tensor<B, 5> {
     let [b, h, l, d] = x.dims();
-    let nb = l / w;
     let zeros = Tensor::<B, 4>::zeros([b, h, w, d], &x.device());
-    let blocks = Tensor::cat(vec![zeros.clone(), x, zeros], 2).reshape([b, h, nb + 2, w, d]);
-    let shifted = (0..3)
-        .map(|s| blocks.clone().slice([0..b, 0..h, s..s + nb, 0..w, 0..d]))
-        .collect();
-    Tensor::cat(shifted, 3)
+    Tensor::cat(vec![zeros.clone(), x, zeros], 2).reshape([b, h, l / w + 2, w, d])
+}
+
+/// Part `s` (0: previous, 1: same, 2: next block) of every query block's `3w`-row window: a view
+/// of [`padded_blocks`], `[b, h, nb + 2, w, d] -> [b, h, nb, w, d]`.
+///
+/// The band is computed part by part against these views rather than against windows
+/// materialised with `Tensor::unfold` or a concatenation: burn-autodiff 0.21 differentiates
+/// `unfold` with a loop over the windows (a slice, a permuted copy and a `slice_assign` of the
+/// whole gradient per window; a quarter of the single-threaded time of a Flex training step), and
+/// materialised windows are three copies of the keys and values that autodiff keeps for the
+/// backward (measured +125 MiB peak on mini 8 × 512, docs/performance.md).
+pub(crate) fn window_part<B: Backend>(blocks: &Tensor<B, 5>, s: usize) -> Tensor<B, 5> {
+    let [b, h, nb2, w, d] = blocks.dims();
+    blocks
+        .clone()
+        .slice([0..b, 0..h, s..s + nb2 - 2, 0..w, 0..d])
+}
+
+/// How the band's two products (scores against keys, probabilities against values) are computed:
+/// the same values up to rounding (summation order), chosen per backend by speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BandProduct {
+    /// Against `3w`-row windows materialised by concatenating the three [`window_part`]s: one
+    /// product per side. Autodiff keeps the windows for the backward (three copies of the keys
+    /// and of the values).
+    Windows,
+    /// Part by part against views of the padded blocks: three products per side, added; nothing
+    /// materialised.
+    Parts,
+}
+
+impl BandProduct {
+    /// The faster one on backend `B` (measured on a mini training step, docs/performance.md):
+    /// [`Windows`](Self::Windows) on NdArray, whose matmul copies every operand that is not in
+    /// standard layout (so each part's view is copied anyway, and three products cost more than
+    /// one); [`Parts`](Self::Parts) on every other backend (Flex: 12% faster training step and
+    /// 100 MiB less peak memory than windows).
+    pub fn for_backend<B: Backend>() -> Self {
+        #[cfg(feature = "ndarray")]
+        {
+            use std::any::TypeId;
+            let b = TypeId::of::<B>();
+            if b == TypeId::of::<crate::backend::NdArray>()
+                || b == TypeId::of::<crate::backend::NdArrayAutodiff>()
+            {
+                return BandProduct::Windows;
+            }
+        }
+        BandProduct::Parts
+    }
 }
 
 /// Whether the banded path can run: the sequence length must be a multiple of `w`.
@@ -59,8 +98,9 @@ pub fn supports(seq_len: usize, one_sided_window: usize) -> bool {
     one_sided_window > 0 && seq_len.is_multiple_of(one_sided_window)
 }
 
-/// Local attention with a band of `one_sided_window` on each side plus, if `with_global_first`,
-/// the global column of token 0 (for the rows whose token 0 is global).
+/// Local attention with a band of `one_sided_window` on each side plus, when any token is global
+/// (`masks.any_global`; the caller checks that only token 0 can be), the global column of token 0
+/// (for the rows whose token 0 is global).
 ///
 /// # Shapes
 /// - query (scaled), key, value: `[batch, heads, seq_len, head_dim]`, `seq_len % w == 0`
@@ -74,9 +114,10 @@ pub fn local_attention_sliding<B: Backend>(
     value: Tensor<B, 4>,
     masks: &AttentionMasks<B>,
     one_sided_window: usize,
-    with_global_first: bool,
     dropout: &Dropout,
+    product: BandProduct,
 ) -> Tensor<B, 4> {
+    let with_global_first = masks.any_global;
     let [b, h, l, d] = query.dims();
     let w = one_sided_window;
     assert!(
@@ -89,12 +130,27 @@ pub fn local_attention_sliding<B: Backend>(
     let masked = masks.is_index_masked.clone();
     let global = masks.is_index_global_attn.clone();
 
-    // Key windows transposed for the product, [b, h, nb, d, 3w]; value windows [b, h, nb, 3w, d].
-    let key_windows = windows(key.clone(), w).swap_dims(3, 4);
-    let value_windows = windows(value.clone(), w);
+    let key_blocks = padded_blocks(key.clone(), w);
+    let value_blocks = padded_blocks(value.clone(), w);
 
+    // [b, h, nb, w, 3w]: each query block against its previous, own and next key block.
     let query_blocks = query.clone().reshape([b, h, nb, w, d]);
-    let band_scores = query_blocks.matmul(key_windows); // [b, h, nb, w, 3w]
+    let band_scores = match product {
+        BandProduct::Windows => {
+            let parts = (0..3).map(|s| window_part(&key_blocks, s)).collect();
+            query_blocks.matmul(Tensor::cat(parts, 3).swap_dims(3, 4))
+        }
+        BandProduct::Parts => Tensor::cat(
+            (0..3)
+                .map(|s| {
+                    query_blocks
+                        .clone()
+                        .matmul(window_part(&key_blocks, s).swap_dims(3, 4))
+                })
+                .collect(),
+            4,
+        ),
+    };
 
     // Keys usable in the band: not padding, not global, inside [0, l).
     let key_ok = masked
@@ -141,19 +197,24 @@ pub fn local_attention_sliding<B: Backend>(
     );
     let attn_probs = dropout.forward(attn_probs);
 
-    let mut output = attn_probs
-        .clone()
-        .slice([0..b, 0..h, 0..nb, 0..w, 0..win])
-        .matmul(value_windows);
+    let probs_part =
+        |cols: core::ops::Range<usize>| attn_probs.clone().slice([0..b, 0..h, 0..nb, 0..w, cols]);
+    let mut output = match product {
+        BandProduct::Windows => {
+            let parts = (0..3).map(|s| window_part(&value_blocks, s)).collect();
+            probs_part(0..win).matmul(Tensor::cat(parts, 3))
+        }
+        BandProduct::Parts => (0..3)
+            .map(|s| probs_part(s * w..(s + 1) * w).matmul(window_part(&value_blocks, s)))
+            .reduce(|sum, part| sum + part)
+            .expect("three parts"),
+    };
     if with_global_first {
         let value_first = value
             .slice([0..b, 0..h, 0..1, 0..d])
             .reshape([b, h, 1, 1, d])
             .expand([b, h, nb, 1, d]);
-        output = output
-            + attn_probs
-                .slice([0..b, 0..h, 0..nb, 0..w, win..win + 1])
-                .matmul(value_first);
+        output = output + probs_part(win..win + 1).matmul(value_first);
     }
     output.reshape([b, h, l, d])
 }
@@ -164,9 +225,10 @@ mod tests {
     use crate::backend::Cpu;
     use burn::tensor::{Distribution, Tensor};
 
-    /// [`windows`] holds exactly what `unfold` over the zero-padded tensor gives.
+    /// [`window_part`] `s` of [`padded_blocks`] holds exactly part `s` of what `unfold` over
+    /// the zero-padded tensor gives.
     #[test]
-    fn windows_equal_unfold_over_the_padded_keys() {
+    fn window_parts_equal_unfold_over_the_padded_keys() {
         let device = Default::default();
         for (l, w) in [(8, 2), (12, 4), (4, 4)] {
             let [b, h, d] = [2, 3, 5];
@@ -175,13 +237,20 @@ mod tests {
             let unfolded: Tensor<Cpu, 5> = Tensor::cat(vec![zeros.clone(), x.clone(), zeros], 2)
                 .unfold::<5, _>(2, 3 * w, w)
                 .swap_dims(3, 4);
-            let ours = windows(x, w);
-            assert_eq!(ours.dims(), [b, h, l / w, 3 * w, d]);
-            assert_eq!(
-                ours.into_data().to_vec::<f32>().unwrap(),
-                unfolded.into_data().to_vec::<f32>().unwrap(),
-                "l {l} w {w}"
-            );
+            let blocks = padded_blocks(x, w);
+            for s in 0..3 {
+                let ours = window_part(&blocks, s);
+                let expected =
+                    unfolded
+                        .clone()
+                        .slice([0..b, 0..h, 0..l / w, s * w..(s + 1) * w, 0..d]);
+                assert_eq!(ours.dims(), [b, h, l / w, w, d]);
+                assert_eq!(
+                    ours.into_data().to_vec::<f32>().unwrap(),
+                    expected.into_data().to_vec::<f32>().unwrap(),
+                    "l {l} w {w} part {s}"
+                );
+            }
         }
     }
 }
