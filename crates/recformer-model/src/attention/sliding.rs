@@ -3,7 +3,7 @@
 //! Queries are cut into blocks of `w` (the one-sided window); block `k` covers queries
 //! `[k·w, (k+1)·w)` and needs keys `[k·w - w, (k+1)·w + w)`, i.e. a window of `3w` keys: the
 //! previous, the same and the next block of the key tensor zero-padded by `w` on both sides
-//! ([`padded_blocks`], [`window_part`]), each multiplied as its own part. Inside a block, query `r`
+//! (`padded_blocks`, `window_part`), each multiplied as its own part. Inside a block, query `r`
 //! may see window key `s` iff `r <= s <= r + 2w` (that is `|i - j| <= w`). The global token (index 0
 //! only; the caller checks this) is one extra score column computed with the *local* key and value of
 //! token 0, exactly like HF `_concat_with_global_key_attn_probs`.
@@ -63,7 +63,7 @@ pub(crate) fn window_part<B: Backend>(blocks: &Tensor<B, 5>, s: usize) -> Tensor
 /// the same values up to rounding (summation order), chosen per backend by speed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BandProduct {
-    /// Against `3w`-row windows materialised by concatenating the three [`window_part`]s: one
+    /// Against `3w`-row windows materialised by concatenating the three `window_part`s: one
     /// product per side. Autodiff keeps the windows for the backward (three copies of the keys
     /// and of the values).
     Windows,
