@@ -88,18 +88,12 @@ fn both_band_products_equal_the_dense_oracle_with_gradients() {
     let (q, k, v) = (qkv(), qkv(), qkv());
     let run = |product: Option<BandProduct>| {
         let (q1, k1, v1) = (q.clone(), k.clone(), v.clone());
-        let out = match product {
-            None => {
-                let local = local_attention_dense(q1, k1, v1, &masks, w, &dropout);
-                local.slice([0..b, 0..h, 1..l, 0..d]) // row 0 is global: not the band's
-            }
-            Some(p) => local_attention_sliding(q1, k1, v1, &masks, w, &dropout, p).slice([
-                0..b,
-                0..h,
-                1..l,
-                0..d,
-            ]),
+        let local = match product {
+            None => local_attention_dense(q1, k1, v1, &masks, w, &dropout),
+            Some(p) => local_attention_sliding(q1, k1, v1, &masks, w, &dropout, p),
         };
+        // Row 0 is global: not the band's.
+        let out = local.slice([0..b, 0..h, 1..l, 0..d]);
         let grads = (out.clone() * out.clone().sin()).sum().backward();
         let g = |t: &Tensor<A, 4>| t.grad(&grads).expect("grad").into_data();
         (out.into_data(), [g(&q), g(&k), g(&v)])
