@@ -9,6 +9,7 @@ use crate::config::RecformerConfig;
 use crate::init::{linear, materialize};
 use crate::input::{RecformerInput, RecformerModelOutput};
 use crate::model::RecformerModel;
+use crate::token_linear::rows;
 
 /// MLM head: `Decoder(LayerNorm(GELU(Dense(h)))) + bias` (HF keys `lm_head.*`). The decoder weight is
 /// **not** tied to the word embeddings in RecFormer; `lm_head.bias` is the decoder bias.
@@ -45,8 +46,8 @@ impl<B: Backend> LongformerLMHead<B> {
     }
 
     fn logits(&self, hidden: Tensor<B, 2>) -> Tensor<B, 2> {
-        let x = self.layer_norm.forward(gelu(self.dense.forward(hidden)));
-        self.decoder.forward(x) + self.bias.val().unsqueeze()
+        let x = self.layer_norm.forward(gelu(rows(&self.dense, hidden)));
+        rows(&self.decoder, x) + self.bias.val().unsqueeze()
     }
 
     /// # Shapes

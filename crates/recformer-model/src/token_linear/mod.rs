@@ -1,4 +1,4 @@
-//! A `Linear` applied to every token of a `[batch, seq_len, d_input]` tensor as one 2-D matmul.
+//! Linear layers applied to every token, as one 2-D matmul.
 //!
 //! Burn's `Linear::forward` on a rank-3 input runs a *batched* matmul with the weight broadcast to
 //! every sequence. The CPU backends then pack the weight again for every sequence (NdArray:
@@ -7,9 +7,15 @@
 //! Flattening the tokens first gives one `[batch·seq_len, d_input] × [d_input, d_output]` GEMM
 //! forward and one per gradient. The products are the same; only the order in which the weight
 //! gradient's terms are summed changes.
+//!
+//! On NdArray the 2-D linear layer itself goes through `ndarray_gemm`: the same GEMM called on
+//! strided views, so that the backward's transposed operands are not copied first.
 
 use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Tensor};
+
+#[cfg(feature = "ndarray")]
+mod ndarray_gemm;
 
 /// `layer` on every token.
 ///
@@ -18,7 +24,21 @@ use burn::tensor::{backend::Backend, Tensor};
 /// - output: `[batch, seq_len, d_output]`
 pub(crate) fn per_token<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     let [batch, seq_len, d_input] = x.dims();
-    let y = layer.forward(x.reshape([batch * seq_len, d_input]));
+    let y = rows(layer, x.reshape([batch * seq_len, d_input]));
     let d_output = y.dims()[1];
     y.reshape([batch, seq_len, d_output])
+}
+
+/// `layer` on every row: `x · W + b`, the same function as `Linear::forward`.
+///
+/// # Shapes
+/// - x: `[rows, d_input]`
+/// - output: `[rows, d_output]`
+pub(crate) fn rows<B: Backend>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    #[cfg(feature = "ndarray")]
+    let x = match ndarray_gemm::linear(layer, x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    layer.forward(x)
 }

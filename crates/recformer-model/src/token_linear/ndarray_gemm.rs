@@ -1,0 +1,424 @@
+//! NdArray's linear layer, forward and backward, on ndarray's GEMM with strided operands.
+//!
+//! burn-ndarray 0.21's `matmul` reshapes both operands to 3-D before its GEMM, and that reshape
+//! copies them: arrays in standard layout with a plain copy, and transposed views element by
+//! element. The linear layer's backward multiplies by transposed operands (`xᵀ · grad` for the
+//! weight, `grad · Wᵀ` for the input), so every training step gathered every linear layer's
+//! input activations one element at a time: a quarter of the main thread of a mini training step
+//! (docs/performance.md). matrixmultiply, under ndarray's `general_mat_mul`, takes any strides and
+//! packs its operands into the same panels whatever their layout, so the GEMM is called here on
+//! the views themselves. The products and their rounding are the same as before (the packed
+//! panels, the kernel and the order of the sums do not depend on the operands' strides);
+//! the tests below check outputs and gradients bit for bit against Burn's own linear.
+//!
+//! Burn has no hook to replace one backend's linear kernels from outside, and a backend-extension
+//! trait would put a bound on every generic `B` of the workspace. The backend is therefore
+//! recognised by its type: [`linear`] returns its input unchanged for any backend other than
+//! NdArray (f32 or f64) and `Autodiff` of it without checkpointing, and the caller then runs
+//! `Linear::forward`. The autodiff op below is Burn's own `linear` op (burn-autodiff 0.21
+//! `ops/module.rs`) with the two GEMMs replaced; the bias gradient stays NdArray's.
+
+use core::any::{Any, TypeId};
+use core::marker::PhantomData;
+
+use burn::backend::NdArray;
+use burn::nn::Linear;
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::{FloatTensor, FloatTensorOps, ModuleOps};
+use burn::tensor::{DType, Shape, Tensor, TensorMetadata, TensorPrimitive};
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_autodiff::{Autodiff, NodeId};
+use burn_ndarray::{FloatNdArrayElement, NdArrayTensor};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArcArray, Array2, ArrayView2, Ix2, IxDyn, LinalgScalar};
+
+/// `layer` on the rows of `x` through strided GEMM when `B` is NdArray or `Autodiff<NdArray>`;
+/// `Err(x)` for every other backend.
+pub(super) fn linear<B: Backend>(
+    layer: &Linear<B>,
+    x: Tensor<B, 2>,
+) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
+    let backend = TypeId::of::<B>();
+    if backend == TypeId::of::<NdArray<f32>>() {
+        inference::<B, f32>(layer, x)
+    } else if backend == TypeId::of::<NdArray<f64>>() {
+        inference::<B, f64>(layer, x)
+    } else if backend == TypeId::of::<Autodiff<NdArray<f32>>>() {
+        tracked::<B, f32>(layer, x)
+    } else if backend == TypeId::of::<Autodiff<NdArray<f64>>>() {
+        tracked::<B, f64>(layer, x)
+    } else {
+        Err(x)
+    }
+}
+
+/// The float elements NdArray stores.
+trait Float: FloatNdArrayElement + LinalgScalar {
+    const DTYPE: DType;
+    /// The tensor as a matrix, if it is a rank-2 tensor of this element type.
+    fn matrix(tensor: &NdArrayTensor) -> Option<ArrayView2<'_, Self>>;
+    fn wrap(matrix: Array2<Self>) -> NdArrayTensor;
+}
+
+macro_rules! float {
+    ($ty:ty, $variant:ident) => {
+        impl Float for $ty {
+            const DTYPE: DType = DType::$variant;
+            fn matrix(tensor: &NdArrayTensor) -> Option<ArrayView2<'_, Self>> {
+                match tensor {
+                    NdArrayTensor::$variant(storage) => {
+                        storage.view().into_dimensionality::<Ix2>().ok()
+                    }
+                    _ => None,
+                }
+            }
+            fn wrap(matrix: Array2<Self>) -> NdArrayTensor {
+                NdArrayTensor::from(matrix.into_dyn().into_shared())
+            }
+        }
+    };
+}
+float!(f32, F32);
+float!(f64, F64);
+
+/// `a · b` (either may be a transposed view) into a new standard-layout matrix: burn-ndarray's
+/// own call (`general_mat_mul`, α = 1, β = 0), without its copies of the operands.
+fn gemm<E: Float>(a: ArrayView2<'_, E>, b: ArrayView2<'_, E>) -> NdArrayTensor {
+    let mut out = Array2::<E>::zeros((a.nrows(), b.ncols()));
+    general_mat_mul(E::one(), &a, &b, E::zero(), &mut out);
+    E::wrap(out)
+}
+
+/// Moves a value between two names of the same type (`TypeId` checked by the caller).
+fn same<T: 'static, U: 'static>(value: T) -> U {
+    let mut slot = Some(value);
+    (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<U>>()
+        .and_then(Option::take)
+        .expect("the backend's type was checked")
+}
+
+fn primitive<B: Backend, P: 'static>(tensor: Tensor<B, 2>) -> P {
+    same(tensor.into_primitive().tensor())
+}
+
+fn primitive_1d<B: Backend, P: 'static>(tensor: Tensor<B, 1>) -> P {
+    same(tensor.into_primitive().tensor())
+}
+
+fn tensor<B: Backend, P: 'static>(primitive: P) -> Tensor<B, 2> {
+    Tensor::from_primitive(TensorPrimitive::Float(same(primitive)))
+}
+
+/// Whether every operand is a plain float tensor of `E` (anything else takes Burn's path).
+fn all_of<B: Backend, E: Float>(layer: &Linear<B>, x: &Tensor<B, 2>) -> bool {
+    let bias = layer.bias.as_ref().map(|b| b.val().dtype());
+    x.dtype() == E::DTYPE
+        && layer.weight.val().dtype() == E::DTYPE
+        && bias.is_none_or(|dtype| dtype == E::DTYPE)
+}
+
+/// `x · W + b` on NdArray tensors; Burn's default `linear` (matmul, then the bias reshaped to
+/// `[1, d_output]` and added).
+fn forward<E: Float>(
+    x: NdArrayTensor,
+    weight: NdArrayTensor,
+    bias: Option<NdArrayTensor>,
+) -> NdArrayTensor
+where
+    NdArrayTensor: From<ArcArray<E, IxDyn>>,
+{
+    let y = match (E::matrix(&x), E::matrix(&weight)) {
+        (Some(x), Some(w)) => gemm(x, w),
+        _ => return NdArray::<E>::linear(x, weight, bias),
+    };
+    match bias {
+        Some(bias) => {
+            let d_output = bias.shape()[0];
+            let bias = NdArray::<E>::float_reshape(bias, Shape::new([1, d_output]));
+            NdArray::<E>::float_add(y, bias)
+        }
+        None => y,
+    }
+}
+
+fn inference<B: Backend, E: Float>(
+    layer: &Linear<B>,
+    x: Tensor<B, 2>,
+) -> Result<Tensor<B, 2>, Tensor<B, 2>>
+where
+    NdArrayTensor: From<ArcArray<E, IxDyn>>,
+{
+    if !all_of::<B, E>(layer, &x) {
+        return Err(x);
+    }
+    let x: NdArrayTensor = primitive(x);
+    let weight: NdArrayTensor = primitive(layer.weight.val());
+    let bias: Option<NdArrayTensor> = layer.bias.as_ref().map(|b| primitive_1d(b.val()));
+    Ok(tensor::<B, _>(forward::<E>(x, weight, bias)))
+}
+
+/// Burn's autodiff `linear` op (with or without bias, `N` = 3 or 2 parents), its gradients
+/// computed by [`gemm`] on transposed views.
+#[derive(Debug)]
+struct StridedLinear<E>(PhantomData<E>);
+
+impl<E: Float, const N: usize> Backward<NdArray<E>, N> for StridedLinear<E>
+where
+    NdArrayTensor: From<ArcArray<E, IxDyn>>,
+{
+    /// The checkpointed input (needed for the weight gradient) and weight (for the input's).
+    type State = (Option<NodeId>, Option<NodeId>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, N>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let mut parents = ops.parents.into_iter();
+        let (node_x, node_weight) = (parents.next().flatten(), parents.next().flatten());
+        let node_bias = parents.next().flatten();
+        let grad: NdArrayTensor = grads.consume::<NdArray<E>>(&ops.node);
+
+        let (x_state, weight_state) = ops.state;
+        let x = x_state.map(|id| checkpointer.retrieve_node_output::<NdArrayTensor>(id));
+        let weight = weight_state.map(|id| checkpointer.retrieve_node_output::<NdArrayTensor>(id));
+
+        if let Some(node) = node_x {
+            let weight = weight.expect("the weight is kept when the input needs a gradient");
+            // grad · Wᵀ
+            let grad_x = match (E::matrix(&grad), E::matrix(&weight)) {
+                (Some(g), Some(w)) => gemm(g, w.t()),
+                _ => NdArray::<E>::linear_x_backward(weight.clone(), grad.clone()),
+            };
+            grads.register::<NdArray<E>>(node.id, grad_x);
+        }
+        if let Some(node) = node_weight {
+            let x = x.expect("the input is kept when the weight needs a gradient");
+            // xᵀ · grad
+            let grad_weight = match (E::matrix(&x), E::matrix(&grad)) {
+                (Some(x), Some(g)) => gemm(x.t(), g),
+                _ => NdArray::<E>::linear_weight_backward(x.clone(), grad.clone()),
+            };
+            grads.register::<NdArray<E>>(node.id, grad_weight);
+        }
+        if let Some(node) = node_bias {
+            grads.register::<NdArray<E>>(node.id, NdArray::<E>::linear_bias_backward(grad));
+        }
+    }
+}
+
+fn tracked<B: Backend, E: Float>(
+    layer: &Linear<B>,
+    x: Tensor<B, 2>,
+) -> Result<Tensor<B, 2>, Tensor<B, 2>>
+where
+    NdArrayTensor: From<ArcArray<E, IxDyn>>,
+{
+    if !all_of::<B, E>(layer, &x) {
+        return Err(x);
+    }
+    type Ad<E> = FloatTensor<Autodiff<NdArray<E>>>;
+    let x: Ad<E> = primitive(x);
+    let weight: Ad<E> = primitive(layer.weight.val());
+    let bias: Option<Ad<E>> = layer.bias.as_ref().map(|b| primitive_1d(b.val()));
+    let (x_tracked, weight_tracked) = (x.is_tracked(), weight.is_tracked());
+    let op = StridedLinear::<E>(PhantomData);
+
+    let y = match bias {
+        Some(bias) => {
+            let nodes = [x.node.clone(), weight.node.clone(), bias.node.clone()];
+            match op
+                .prepare::<NoCheckpointing>(nodes)
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(mut prep) => {
+                    // The input is only needed for the weight's gradient, and vice versa.
+                    let x_state = weight_tracked.then(|| prep.checkpoint(&x));
+                    let weight_state = x_tracked.then(|| prep.checkpoint(&weight));
+                    let y = forward::<E>(x.primitive, weight.primitive, Some(bias.primitive));
+                    prep.finish((x_state, weight_state), y)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(forward::<E>(
+                    x.primitive,
+                    weight.primitive,
+                    Some(bias.primitive),
+                )),
+            }
+        }
+        None => {
+            let nodes = [x.node.clone(), weight.node.clone()];
+            match op
+                .prepare::<NoCheckpointing>(nodes)
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(mut prep) => {
+                    let x_state = weight_tracked.then(|| prep.checkpoint(&x));
+                    let weight_state = x_tracked.then(|| prep.checkpoint(&weight));
+                    let y = forward::<E>(x.primitive, weight.primitive, None);
+                    prep.finish((x_state, weight_state), y)
+                }
+                OpsKind::UnTracked(prep) => {
+                    prep.finish(forward::<E>(x.primitive, weight.primitive, None))
+                }
+            }
+        }
+    };
+    Ok(tensor::<B, _>(y))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The strided path against Burn's own `Linear::forward` on the same backend: outputs and
+    //! every gradient equal bit for bit.
+
+    use burn::module::Param;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::tensor::{Distribution, Tensor, TensorData};
+
+    use super::linear;
+
+    type Ad = burn_autodiff::Autodiff<burn::backend::NdArray>;
+    type Plain = burn::backend::NdArray;
+
+    fn bits(data: TensorData) -> Vec<u32> {
+        data.to_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f32::to_bits)
+            .collect()
+    }
+
+    /// A layer with random weights and (if `bias`) a random, non-zero bias.
+    fn layer<B: burn::tensor::backend::Backend>(
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+    ) -> Linear<B> {
+        let device = Default::default();
+        let mut layer = LinearConfig::new(d_in, d_out)
+            .with_bias(bias)
+            .init::<B>(&device);
+        layer.weight = Param::from_tensor(Tensor::random(
+            [d_in, d_out],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        ));
+        if bias {
+            layer.bias = Some(Param::from_tensor(Tensor::random(
+                [d_out],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            )));
+        }
+        layer
+    }
+
+    /// Output and gradients (x, weight, bias) of `Σ y ⊙ r` for `y = layer(x)`, strided or Burn's.
+    fn run(layer: &Linear<Ad>, x: Tensor<Ad, 2>, r: Tensor<Ad, 2>, strided: bool) -> Vec<Vec<u32>> {
+        let x = x.require_grad();
+        let y = if strided {
+            linear(layer, x.clone())
+                .unwrap_or_else(|_| panic!("Autodiff<NdArray> takes the strided path"))
+        } else {
+            layer.forward(x.clone())
+        };
+        let grads = (y.clone() * r).sum().backward();
+        let mut out = vec![
+            bits(y.into_data()),
+            bits(x.grad(&grads).unwrap().into_data()),
+        ];
+        out.push(bits(layer.weight.val().grad(&grads).unwrap().into_data()));
+        if let Some(bias) = &layer.bias {
+            out.push(bits(bias.val().grad(&grads).unwrap().into_data()));
+        }
+        out
+    }
+
+    #[test]
+    fn outputs_and_gradients_equal_burns_linear_bit_for_bit() {
+        let device = Default::default();
+        // Shapes off the GEMM kernel's tile sizes; a contiguous input and a transposed view.
+        for (rows, d_in, d_out, bias) in
+            [(37, 23, 19, true), (130, 64, 200, true), (9, 48, 31, false)]
+        {
+            let layer = layer::<Ad>(d_in, d_out, bias);
+            let r = Tensor::<Ad, 2>::random([rows, d_out], Distribution::Normal(0.0, 1.0), &device);
+            let contiguous =
+                Tensor::<Ad, 2>::random([rows, d_in], Distribution::Normal(0.0, 1.0), &device);
+            let transposed =
+                Tensor::<Ad, 2>::random([d_in, rows], Distribution::Normal(0.0, 1.0), &device)
+                    .transpose();
+            for x in [contiguous, transposed] {
+                let burn = run(&layer, x.clone(), r.clone(), false);
+                let ours = run(&layer, x, r.clone(), true);
+                assert_eq!(burn.len(), ours.len());
+                for (which, (a, b)) in ["output", "x grad", "weight grad", "bias grad"]
+                    .iter()
+                    .zip(burn.iter().zip(&ours))
+                {
+                    assert!(
+                        a == b,
+                        "{which} differs ({rows}×{d_in} → {d_out}, bias {bias})"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_frozen_weight_gets_no_gradient_and_the_input_the_same_one() {
+        let device = Default::default();
+        let layer = layer::<Ad>(16, 8, true);
+        let frozen = Linear {
+            weight: layer.weight.set_require_grad(false),
+            ..layer
+        };
+        let x = Tensor::<Ad, 2>::random([5, 16], Distribution::Normal(0.0, 1.0), &device);
+        let mut x_grads = Vec::new();
+        for strided in [false, true] {
+            let x = x.clone().require_grad();
+            let y = if strided {
+                linear(&frozen, x.clone()).unwrap_or_else(|_| panic!("strided path"))
+            } else {
+                frozen.forward(x.clone())
+            };
+            let grads = y.sum().backward();
+            assert!(frozen.weight.val().grad(&grads).is_none());
+            x_grads.push(bits(x.grad(&grads).unwrap().into_data()));
+        }
+        assert_eq!(x_grads[0], x_grads[1]);
+    }
+
+    #[test]
+    fn inference_equals_burns_linear_bit_for_bit() {
+        let device = Default::default();
+        let layer = layer::<Plain>(40, 24, true);
+        let x = Tensor::<Plain, 2>::random([70, 40], Distribution::Normal(0.0, 1.0), &device);
+        let burn = layer.forward(x.clone());
+        let ours =
+            linear(&layer, x.clone()).unwrap_or_else(|_| panic!("NdArray takes the strided path"));
+        assert_eq!(bits(burn.into_data()), bits(ours.into_data()));
+    }
+
+    #[cfg(feature = "flex")]
+    #[test]
+    fn other_backends_are_handed_back() {
+        type Flex = burn::backend::Flex;
+        let plain = layer::<Flex>(4, 3, true);
+        let x = Tensor::<Flex, 2>::zeros([2, 4], &Default::default());
+        assert!(linear(&plain, x).is_err(), "Flex keeps Burn's linear");
+        let tracked = layer::<burn_autodiff::Autodiff<Flex>>(4, 3, true);
+        let x = Tensor::zeros([2, 4], &Default::default());
+        assert!(
+            linear(&tracked, x).is_err(),
+            "Autodiff<Flex> keeps Burn's linear"
+        );
+    }
+}
