@@ -42,7 +42,10 @@ pub mod input;
 pub mod keys;
 pub mod layer;
 pub mod loader;
+mod matmul;
 pub mod model;
+#[cfg(feature = "ndarray")]
+mod ndarray_gemm;
 pub mod presets;
 pub mod pretrained;
 pub mod save;

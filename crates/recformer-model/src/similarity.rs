@@ -1,5 +1,6 @@
 //! Cosine similarity as matmul of L2-normalised rows (`Similarity` in `recformer/models.py`).
 
+use crate::matmul::matmul;
 use burn::tensor::{backend::Backend, Tensor};
 
 /// Norm floor, as `torch.nn.CosineSimilarity(eps=1e-8)`.
@@ -51,7 +52,5 @@ pub fn normalized_scores<B: Backend>(
     items_normalized: Tensor<B, 2>,
     temp: f64,
 ) -> Tensor<B, 2> {
-    users_normalized
-        .matmul(items_normalized.transpose())
-        .div_scalar(temp)
+    matmul(users_normalized, items_normalized.transpose()).div_scalar(temp)
 }

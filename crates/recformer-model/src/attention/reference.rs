@@ -9,6 +9,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 
 use super::{mask_value, AttentionMasks};
+use crate::matmul::matmul;
 
 /// `band[i, j] = |i - j| <= w` for an `[l, l]` grid.
 pub(crate) fn band_mask<B: Backend>(l: usize, w: usize, device: &B::Device) -> Tensor<B, 2, Bool> {
@@ -55,12 +56,11 @@ pub fn local_attention_dense<B: Backend>(
         .bool_or(key_global)
         .expand([b, h, l, l]);
 
-    let attn_scores = query
-        .matmul(key.swap_dims(2, 3))
-        .mask_fill(allowed.bool_not(), mask_value::<B>());
+    let attn_scores =
+        matmul(query, key.swap_dims(2, 3)).mask_fill(allowed.bool_not(), mask_value::<B>());
     let attn_probs =
         softmax(attn_scores, 3).mask_fill(masked.reshape([b, 1, l, 1]).expand([b, h, l, l]), 0.0);
-    dropout.forward(attn_probs).matmul(value)
+    matmul(dropout.forward(attn_probs), value)
 }
 
 /// Global attention of the given query rows over every non-padding token
@@ -84,8 +84,7 @@ pub fn global_attention<B: Backend>(
         .clone()
         .reshape([b, 1, 1, l])
         .expand([b, h, n, l]);
-    let scores = global_query
-        .matmul(global_key.swap_dims(2, 3))
-        .mask_fill(key_masked, mask_value::<B>());
-    dropout.forward(softmax(scores, 3)).matmul(global_value)
+    let scores =
+        matmul(global_query, global_key.swap_dims(2, 3)).mask_fill(key_masked, mask_value::<B>());
+    matmul(dropout.forward(softmax(scores, 3)), global_value)
 }

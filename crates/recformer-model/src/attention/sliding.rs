@@ -15,6 +15,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 
 use super::{mask_value, AttentionMasks};
+use crate::matmul::matmul;
 
 /// `allowed[r, s] = r <= s <= r + 2w` for a block of `w` queries against `3w` window keys.
 fn block_band<B: Backend>(w: usize, device: &B::Device) -> Tensor<B, 2, Bool> {
@@ -138,14 +139,15 @@ pub fn local_attention_sliding<B: Backend>(
     let band_scores = match product {
         BandProduct::Windows => {
             let parts = (0..3).map(|s| window_part(&key_blocks, s)).collect();
-            query_blocks.matmul(Tensor::cat(parts, 3).swap_dims(3, 4))
+            matmul(query_blocks, Tensor::cat(parts, 3).swap_dims(3, 4))
         }
         BandProduct::Parts => Tensor::cat(
             (0..3)
                 .map(|s| {
-                    query_blocks
-                        .clone()
-                        .matmul(window_part(&key_blocks, s).swap_dims(3, 4))
+                    matmul(
+                        query_blocks.clone(),
+                        window_part(&key_blocks, s).swap_dims(3, 4),
+                    )
                 })
                 .collect(),
             4,
@@ -176,8 +178,7 @@ pub fn local_attention_sliding<B: Backend>(
     let (attn_scores, cols) = if with_global_first {
         let key_first = key.slice([0..b, 0..h, 0..1, 0..d]); // [b, h, 1, d]
         let global_first = global.slice([0..b, 0..1]); // [b, 1]
-        let global_scores = query
-            .matmul(key_first.swap_dims(2, 3))
+        let global_scores = matmul(query, key_first.swap_dims(2, 3))
             .reshape([b, h, nb, w, 1])
             .mask_fill(
                 global_first
@@ -202,10 +203,15 @@ pub fn local_attention_sliding<B: Backend>(
     let mut output = match product {
         BandProduct::Windows => {
             let parts = (0..3).map(|s| window_part(&value_blocks, s)).collect();
-            probs_part(0..win).matmul(Tensor::cat(parts, 3))
+            matmul(probs_part(0..win), Tensor::cat(parts, 3))
         }
         BandProduct::Parts => (0..3)
-            .map(|s| probs_part(s * w..(s + 1) * w).matmul(window_part(&value_blocks, s)))
+            .map(|s| {
+                matmul(
+                    probs_part(s * w..(s + 1) * w),
+                    window_part(&value_blocks, s),
+                )
+            })
             .reduce(|sum, part| sum + part)
             .expect("three parts"),
     };
@@ -214,7 +220,7 @@ pub fn local_attention_sliding<B: Backend>(
             .slice([0..b, 0..h, 0..1, 0..d])
             .reshape([b, h, 1, 1, d])
             .expand([b, h, nb, 1, d]);
-        output = output + probs_part(win..win + 1).matmul(value_first);
+        output = output + matmul(probs_part(win..win + 1), value_first);
     }
     output.reshape([b, h, l, d])
 }

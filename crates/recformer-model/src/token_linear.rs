@@ -14,9 +14,6 @@
 use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Tensor};
 
-#[cfg(feature = "ndarray")]
-mod ndarray_gemm;
-
 /// `layer` on every token.
 ///
 /// # Shapes
@@ -36,7 +33,7 @@ pub(crate) fn per_token<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tenso
 /// - output: `[rows, d_output]`
 pub(crate) fn rows<B: Backend>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
     #[cfg(feature = "ndarray")]
-    let x = match ndarray_gemm::linear(layer, x) {
+    let x = match crate::ndarray_gemm::linear::linear(layer, x) {
         Ok(y) => return y,
         Err(x) => x,
     };

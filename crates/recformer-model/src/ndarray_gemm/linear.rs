@@ -1,116 +1,51 @@
-//! NdArray's linear layer, forward and backward, on ndarray's GEMM with strided operands.
-//!
-//! burn-ndarray 0.21's `matmul` reshapes both operands to 3-D before its GEMM, and that reshape
-//! copies them: arrays in standard layout with a plain copy, and transposed views element by
-//! element. The linear layer's backward multiplies by transposed operands (`xᵀ · grad` for the
-//! weight, `grad · Wᵀ` for the input), so every training step gathered every linear layer's
-//! input activations one element at a time: a quarter of the main thread of a mini training step
-//! (docs/performance.md). matrixmultiply, under ndarray's `general_mat_mul`, takes any strides and
-//! packs its operands into the same panels whatever their layout, so the GEMM is called here on
-//! the views themselves. The products and their rounding are the same as before (the packed
-//! panels, the kernel and the order of the sums do not depend on the operands' strides);
-//! the tests below check outputs and gradients bit for bit against Burn's own linear.
-//!
-//! Burn has no hook to replace one backend's linear kernels from outside, and a backend-extension
-//! trait would put a bound on every generic `B` of the workspace. The backend is therefore
-//! recognised by its type: [`linear`] returns its input unchanged for any backend other than
-//! NdArray (f32 or f64) and `Autodiff` of it without checkpointing, and the caller then runs
-//! `Linear::forward`. The autodiff op below is Burn's own `linear` op (burn-autodiff 0.21
-//! `ops/module.rs`) with the two GEMMs replaced; the bias gradient stays NdArray's.
+//! A linear layer (`x · W + b`, `x` of rank 2) on NdArray: Burn's `linear` op with its products
+//! (forward, `grad · Wᵀ`, `xᵀ · grad`) on strided GEMM; the bias and its gradient stay NdArray's.
 
-use core::any::{Any, TypeId};
 use core::marker::PhantomData;
 
 use burn::backend::NdArray;
 use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{FloatTensor, FloatTensorOps, ModuleOps};
-use burn::tensor::{DType, Shape, Tensor, TensorMetadata, TensorPrimitive};
+use burn::tensor::DType;
+use burn::tensor::{Shape, Tensor, TensorMetadata};
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_autodiff::{Autodiff, NodeId};
-use burn_ndarray::{FloatNdArrayElement, NdArrayTensor};
-use ndarray::linalg::general_mat_mul;
-use ndarray::{ArcArray, Array2, ArrayView2, Ix2, IxDyn, LinalgScalar};
+use burn_ndarray::NdArrayTensor;
+use ndarray::{ArcArray, ArrayView2, Ix2, IxDyn};
 
-/// `layer` on the rows of `x` through strided GEMM when `B` is NdArray or `Autodiff<NdArray>`;
-/// `Err(x)` for every other backend.
-pub(super) fn linear<B: Backend>(
+use super::{gemm, primitive, tensor, Float, Kind};
+
+/// `layer` on the rows of `x` through strided GEMM when `B` is NdArray or `Autodiff<NdArray>`
+/// (see the module [`super`]); `Err(x)` for every other backend.
+///
+/// # Shapes
+/// - x: `[rows, d_input]`
+/// - output: `[rows, d_output]`
+pub(crate) fn linear<B: Backend>(
     layer: &Linear<B>,
     x: Tensor<B, 2>,
 ) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
-    let backend = TypeId::of::<B>();
-    if backend == TypeId::of::<NdArray<f32>>() {
-        inference::<B, f32>(layer, x)
-    } else if backend == TypeId::of::<NdArray<f64>>() {
-        inference::<B, f64>(layer, x)
-    } else if backend == TypeId::of::<Autodiff<NdArray<f32>>>() {
-        tracked::<B, f32>(layer, x)
-    } else if backend == TypeId::of::<Autodiff<NdArray<f64>>>() {
-        tracked::<B, f64>(layer, x)
-    } else {
-        Err(x)
+    match Kind::of::<B>() {
+        Some(Kind::Plain(DType::F32)) => inference::<B, f32>(layer, x),
+        Some(Kind::Plain(DType::F64)) => inference::<B, f64>(layer, x),
+        Some(Kind::Tracked(DType::F32)) => tracked::<B, f32>(layer, x),
+        Some(Kind::Tracked(DType::F64)) => tracked::<B, f64>(layer, x),
+        _ => Err(x),
     }
 }
 
-/// The float elements NdArray stores.
-trait Float: FloatNdArrayElement + LinalgScalar {
-    const DTYPE: DType;
-    /// The tensor as a matrix, if it is a rank-2 tensor of this element type.
-    fn matrix(tensor: &NdArrayTensor) -> Option<ArrayView2<'_, Self>>;
-    fn wrap(matrix: Array2<Self>) -> NdArrayTensor;
+/// The tensor as a matrix, if it is a rank-2 tensor of `E`.
+fn matrix<E: Float>(tensor: &NdArrayTensor) -> Option<ArrayView2<'_, E>> {
+    E::view(tensor)?.into_dimensionality::<Ix2>().ok()
 }
 
-macro_rules! float {
-    ($ty:ty, $variant:ident) => {
-        impl Float for $ty {
-            const DTYPE: DType = DType::$variant;
-            fn matrix(tensor: &NdArrayTensor) -> Option<ArrayView2<'_, Self>> {
-                match tensor {
-                    NdArrayTensor::$variant(storage) => {
-                        storage.view().into_dimensionality::<Ix2>().ok()
-                    }
-                    _ => None,
-                }
-            }
-            fn wrap(matrix: Array2<Self>) -> NdArrayTensor {
-                NdArrayTensor::from(matrix.into_dyn().into_shared())
-            }
-        }
-    };
-}
-float!(f32, F32);
-float!(f64, F64);
-
-/// `a · b` (either may be a transposed view) into a new standard-layout matrix: burn-ndarray's
-/// own call (`general_mat_mul`, α = 1, β = 0), without its copies of the operands.
-fn gemm<E: Float>(a: ArrayView2<'_, E>, b: ArrayView2<'_, E>) -> NdArrayTensor {
-    let mut out = Array2::<E>::zeros((a.nrows(), b.ncols()));
-    general_mat_mul(E::one(), &a, &b, E::zero(), &mut out);
-    E::wrap(out)
-}
-
-/// Moves a value between two names of the same type (`TypeId` checked by the caller).
-fn same<T: 'static, U: 'static>(value: T) -> U {
-    let mut slot = Some(value);
-    (&mut slot as &mut dyn Any)
-        .downcast_mut::<Option<U>>()
-        .and_then(Option::take)
-        .expect("the backend's type was checked")
-}
-
-fn primitive<B: Backend, P: 'static>(tensor: Tensor<B, 2>) -> P {
-    same(tensor.into_primitive().tensor())
-}
-
-fn primitive_1d<B: Backend, P: 'static>(tensor: Tensor<B, 1>) -> P {
-    same(tensor.into_primitive().tensor())
-}
-
-fn tensor<B: Backend, P: 'static>(primitive: P) -> Tensor<B, 2> {
-    Tensor::from_primitive(TensorPrimitive::Float(same(primitive)))
+/// `a · b` as an NdArray tensor.
+fn product<E: Float>(a: ArrayView2<'_, E>, b: ArrayView2<'_, E>) -> NdArrayTensor {
+    E::wrap(gemm(a, b).into_dyn().into_shared())
 }
 
 /// Whether every operand is a plain float tensor of `E` (anything else takes Burn's path).
@@ -131,8 +66,8 @@ fn forward<E: Float>(
 where
     NdArrayTensor: From<ArcArray<E, IxDyn>>,
 {
-    let y = match (E::matrix(&x), E::matrix(&weight)) {
-        (Some(x), Some(w)) => gemm(x, w),
+    let y = match (matrix::<E>(&x), matrix::<E>(&weight)) {
+        (Some(x), Some(w)) => product(x, w),
         _ => return NdArray::<E>::linear(x, weight, bias),
     };
     match bias {
@@ -157,12 +92,12 @@ where
     }
     let x: NdArrayTensor = primitive(x);
     let weight: NdArrayTensor = primitive(layer.weight.val());
-    let bias: Option<NdArrayTensor> = layer.bias.as_ref().map(|b| primitive_1d(b.val()));
-    Ok(tensor::<B, _>(forward::<E>(x, weight, bias)))
+    let bias: Option<NdArrayTensor> = layer.bias.as_ref().map(|b| primitive(b.val()));
+    Ok(tensor::<B, 2, _>(forward::<E>(x, weight, bias)))
 }
 
 /// Burn's autodiff `linear` op (with or without bias, `N` = 3 or 2 parents), its gradients
-/// computed by [`gemm`] on transposed views.
+/// computed by [`product`] on transposed views.
 #[derive(Debug)]
 struct StridedLinear<E>(PhantomData<E>);
 
@@ -191,8 +126,8 @@ where
         if let Some(node) = node_x {
             let weight = weight.expect("the weight is kept when the input needs a gradient");
             // grad · Wᵀ
-            let grad_x = match (E::matrix(&grad), E::matrix(&weight)) {
-                (Some(g), Some(w)) => gemm(g, w.t()),
+            let grad_x = match (matrix::<E>(&grad), matrix::<E>(&weight)) {
+                (Some(g), Some(w)) => product(g, w.t()),
                 _ => NdArray::<E>::linear_x_backward(weight.clone(), grad.clone()),
             };
             grads.register::<NdArray<E>>(node.id, grad_x);
@@ -200,8 +135,8 @@ where
         if let Some(node) = node_weight {
             let x = x.expect("the input is kept when the weight needs a gradient");
             // xᵀ · grad
-            let grad_weight = match (E::matrix(&x), E::matrix(&grad)) {
-                (Some(x), Some(g)) => gemm(x.t(), g),
+            let grad_weight = match (matrix::<E>(&x), matrix::<E>(&grad)) {
+                (Some(x), Some(g)) => product(x.t(), g),
                 _ => NdArray::<E>::linear_weight_backward(x.clone(), grad.clone()),
             };
             grads.register::<NdArray<E>>(node.id, grad_weight);
@@ -225,7 +160,7 @@ where
     type Ad<E> = FloatTensor<Autodiff<NdArray<E>>>;
     let x: Ad<E> = primitive(x);
     let weight: Ad<E> = primitive(layer.weight.val());
-    let bias: Option<Ad<E>> = layer.bias.as_ref().map(|b| primitive_1d(b.val()));
+    let bias: Option<Ad<E>> = layer.bias.as_ref().map(|b| primitive(b.val()));
     let (x_tracked, weight_tracked) = (x.is_tracked(), weight.is_tracked());
     let op = StridedLinear::<E>(PhantomData);
 
@@ -270,7 +205,7 @@ where
             }
         }
     };
-    Ok(tensor::<B, _>(y))
+    Ok(tensor::<B, 2, _>(y))
 }
 
 #[cfg(test)]

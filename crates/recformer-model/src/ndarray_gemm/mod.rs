@@ -1,0 +1,131 @@
+//! NdArray's matrix products on ndarray's GEMM with strided operands, forward and backward.
+//!
+//! burn-ndarray 0.21's `matmul` reshapes both operands to 3-D before its GEMM, and that reshape
+//! copies them: arrays in standard layout with a plain copy, and any other view (a transpose, a
+//! head split, a window sliced out of padded blocks) element by element. Backward passes multiply
+//! by transposed operands (`xᵀ · grad` for a linear layer's weight, `grad · Wᵀ` for its input,
+//! `Qᵀ`, `Kᵀ`, `Vᵀ`, `Pᵀ` in attention), so every training step gathered the activations one
+//! element at a time: about a quarter of the main thread of a mini training step
+//! (docs/performance.md). matrixmultiply, under ndarray's `general_mat_mul`, takes any strides and
+//! packs its operands into the same panels whatever their layout, so the GEMM is called here on
+//! the views themselves. The products and their rounding are the same as Burn's (the packed
+//! panels, the kernel, the threads and the order of the sums do not depend on the operands'
+//! strides); the tests of [`linear`] and [`matmul`] check outputs and gradients bit for bit
+//! against Burn's own ops.
+//!
+//! Burn has no hook to replace one backend's kernels from outside, and a backend-extension trait
+//! would put a bound on every generic `B` of the workspace. The backend is therefore recognised by
+//! its type ([`Kind::of`]): NdArray (f32 or f64) and `Autodiff` of it without checkpointing. For
+//! every other backend, and for operands this module does not handle, the functions hand their
+//! inputs back and the caller runs Burn's op. The autodiff ops are Burn's own (burn-autodiff 0.21
+//! `ops/module.rs` linear, `ops/tensor.rs` matmul) with the GEMMs replaced.
+
+pub(crate) mod linear;
+pub(crate) mod matmul;
+
+use core::any::{Any, TypeId};
+
+use burn::backend::NdArray;
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Tensor, TensorPrimitive};
+use burn_autodiff::Autodiff;
+use burn_ndarray::{FloatNdArrayElement, NdArrayTensor};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArcArray, Array2, ArrayView2, ArrayViewD, ArrayViewMut2, IxDyn, LinalgScalar};
+
+/// Which NdArray backend `B` is, if it is one this module handles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Plain(DType),
+    Tracked(DType),
+}
+
+impl Kind {
+    fn of<B: Backend>() -> Option<Self> {
+        let backend = TypeId::of::<B>();
+        [
+            (TypeId::of::<NdArray<f32>>(), Kind::Plain(DType::F32)),
+            (TypeId::of::<NdArray<f64>>(), Kind::Plain(DType::F64)),
+            (
+                TypeId::of::<Autodiff<NdArray<f32>>>(),
+                Kind::Tracked(DType::F32),
+            ),
+            (
+                TypeId::of::<Autodiff<NdArray<f64>>>(),
+                Kind::Tracked(DType::F64),
+            ),
+        ]
+        .into_iter()
+        .find_map(|(id, kind)| (id == backend).then_some(kind))
+    }
+
+    /// The float type of the backend.
+    fn dtype(self) -> DType {
+        match self {
+            Kind::Plain(dtype) | Kind::Tracked(dtype) => dtype,
+        }
+    }
+}
+
+/// The float elements NdArray stores.
+trait Float: FloatNdArrayElement + LinalgScalar + Send + Sync {
+    const DTYPE: DType;
+    /// The tensor's elements, if they are of this type.
+    fn view(tensor: &NdArrayTensor) -> Option<ArrayViewD<'_, Self>>;
+    fn wrap(array: ArcArray<Self, IxDyn>) -> NdArrayTensor;
+}
+
+macro_rules! float {
+    ($ty:ty, $variant:ident) => {
+        impl Float for $ty {
+            const DTYPE: DType = DType::$variant;
+            fn view(tensor: &NdArrayTensor) -> Option<ArrayViewD<'_, Self>> {
+                match tensor {
+                    NdArrayTensor::$variant(storage) => Some(storage.view()),
+                    _ => None,
+                }
+            }
+            fn wrap(array: ArcArray<Self, IxDyn>) -> NdArrayTensor {
+                NdArrayTensor::from(array)
+            }
+        }
+    };
+}
+float!(f32, F32);
+float!(f64, F64);
+
+/// `out = a · b` (either may be any view): burn-ndarray's own call (`general_mat_mul`, α = 1,
+/// β = 0), without its copies of the operands.
+fn gemm_into<E: Float>(
+    a: &ArrayView2<'_, E>,
+    b: &ArrayView2<'_, E>,
+    out: &mut ArrayViewMut2<'_, E>,
+) {
+    general_mat_mul(E::one(), a, b, E::zero(), out);
+}
+
+/// `a · b` into a new standard-layout matrix.
+fn gemm<E: Float>(a: ArrayView2<'_, E>, b: ArrayView2<'_, E>) -> Array2<E> {
+    let mut out = Array2::<E>::zeros((a.nrows(), b.ncols()));
+    gemm_into(&a, &b, &mut out.view_mut());
+    out
+}
+
+/// Moves a value between two names of the same type (the `TypeId` was checked by [`Kind::of`]).
+fn same<T: 'static, U: 'static>(value: T) -> U {
+    let mut slot = Some(value);
+    (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<U>>()
+        .and_then(Option::take)
+        .expect("the backend's type was checked")
+}
+
+/// The backend primitive of a float tensor, under its concrete type `P`.
+fn primitive<B: Backend, const D: usize, P: 'static>(tensor: Tensor<B, D>) -> P {
+    same(tensor.into_primitive().tensor())
+}
+
+/// A float tensor of `B` from its primitive under its concrete type `P`.
+fn tensor<B: Backend, const D: usize, P: 'static>(primitive: P) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(same(primitive)))
+}
