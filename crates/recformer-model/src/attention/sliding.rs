@@ -74,22 +74,12 @@ pub enum BandProduct {
 }
 
 impl BandProduct {
-    /// The faster one on backend `B` (measured on a mini training step, docs/performance.md):
-    /// [`Windows`](Self::Windows) on NdArray, whose matmul copies every operand that is not in
-    /// standard layout (so each part's view is copied anyway, and three products cost more than
-    /// one); [`Parts`](Self::Parts) on every other backend (Flex: 12% faster training step and
-    /// 100 MiB less peak memory than windows).
+    /// The one to use on backend `B`: [`Parts`](Self::Parts) on every backend. Flex: 12% faster
+    /// training step and 100 MiB less peak memory than windows; NdArray, whose products take
+    /// strided operands since `ndarray_gemm`: the same step time within noise, 40–60 MiB less
+    /// peak memory (docs/performance.md). Until then NdArray copied every operand of a product,
+    /// each part's view included, and used [`Windows`](Self::Windows).
     pub fn for_backend<B: Backend>() -> Self {
-        #[cfg(feature = "ndarray")]
-        {
-            use std::any::TypeId;
-            let b = TypeId::of::<B>();
-            if b == TypeId::of::<crate::backend::NdArray>()
-                || b == TypeId::of::<crate::backend::NdArrayAutodiff>()
-            {
-                return BandProduct::Windows;
-            }
-        }
         BandProduct::Parts
     }
 }
