@@ -163,11 +163,11 @@ where
     let (x_tracked, weight_tracked) = (x.is_tracked(), weight.is_tracked());
     let op = StridedLinear::<E>(PhantomData);
 
-    let y = match bias {
-        Some(bias) => {
-            let nodes = [x.node.clone(), weight.node.clone(), bias.node.clone()];
+    // The same recording with and without the bias's node (`N` = 3 or 2 parents).
+    macro_rules! record {
+        ($nodes:expr, $bias:expr) => {
             match op
-                .prepare::<NoCheckpointing>(nodes)
+                .prepare::<NoCheckpointing>($nodes)
                 .compute_bound()
                 .stateful()
             {
@@ -175,34 +175,21 @@ where
                     // The input is only needed for the weight's gradient, and vice versa.
                     let x_state = weight_tracked.then(|| prep.checkpoint(&x));
                     let weight_state = x_tracked.then(|| prep.checkpoint(&weight));
-                    let y = forward::<E>(x.primitive, weight.primitive, Some(bias.primitive));
-                    prep.finish((x_state, weight_state), y)
-                }
-                OpsKind::UnTracked(prep) => prep.finish(forward::<E>(
-                    x.primitive,
-                    weight.primitive,
-                    Some(bias.primitive),
-                )),
-            }
-        }
-        None => {
-            let nodes = [x.node.clone(), weight.node.clone()];
-            match op
-                .prepare::<NoCheckpointing>(nodes)
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(mut prep) => {
-                    let x_state = weight_tracked.then(|| prep.checkpoint(&x));
-                    let weight_state = x_tracked.then(|| prep.checkpoint(&weight));
-                    let y = forward::<E>(x.primitive, weight.primitive, None);
+                    let y = forward::<E>(x.primitive, weight.primitive, $bias);
                     prep.finish((x_state, weight_state), y)
                 }
                 OpsKind::UnTracked(prep) => {
-                    prep.finish(forward::<E>(x.primitive, weight.primitive, None))
+                    prep.finish(forward::<E>(x.primitive, weight.primitive, $bias))
                 }
             }
-        }
+        };
+    }
+    let y = match bias {
+        Some(bias) => record!(
+            [x.node.clone(), weight.node.clone(), bias.node.clone()],
+            Some(bias.primitive)
+        ),
+        None => record!([x.node.clone(), weight.node.clone()], None),
     };
     Ok(tensor::<B, 2, _>(y))
 }
@@ -214,20 +201,10 @@ mod tests {
 
     use burn::module::Param;
     use burn::nn::{Linear, LinearConfig};
-    use burn::tensor::{Distribution, Tensor, TensorData};
+    use burn::tensor::{Distribution, Tensor};
 
     use super::linear;
-
-    type Ad = burn_autodiff::Autodiff<burn::backend::NdArray>;
-    type Plain = burn::backend::NdArray;
-
-    fn bits(data: TensorData) -> Vec<u32> {
-        data.to_vec::<f32>()
-            .unwrap()
-            .into_iter()
-            .map(f32::to_bits)
-            .collect()
-    }
+    use crate::ndarray_gemm::tests::{bits, Ad, Plain};
 
     /// A layer with random weights and (if `bias`) a random, non-zero bias.
     fn layer<B: burn::tensor::backend::Backend>(

@@ -186,20 +186,10 @@ mod tests {
     //! operands attention passes (transposed heads, windows sliced out of padded blocks,
     //! broadcast views): outputs and gradients equal bit for bit.
 
-    use burn::tensor::{Distribution, Tensor, TensorData};
+    use burn::tensor::{Distribution, Tensor};
 
     use super::matmul;
-
-    type Ad = burn_autodiff::Autodiff<burn::backend::NdArray>;
-    type Plain = burn::backend::NdArray;
-
-    fn bits(data: TensorData) -> Vec<u32> {
-        data.to_vec::<f32>()
-            .unwrap()
-            .into_iter()
-            .map(f32::to_bits)
-            .collect()
-    }
+    use crate::ndarray_gemm::tests::{bits, Ad, Plain};
 
     fn random<const D: usize>(shape: [usize; D]) -> Tensor<Ad, D> {
         Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())

@@ -129,3 +129,22 @@ fn primitive<B: Backend, const D: usize, P: 'static>(tensor: Tensor<B, D>) -> P 
 fn tensor<B: Backend, const D: usize, P: 'static>(primitive: P) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(same(primitive)))
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! What the bit-for-bit tests of [`super::linear`] and [`super::matmul`] share.
+
+    use burn::tensor::TensorData;
+
+    pub(crate) type Ad = burn_autodiff::Autodiff<burn::backend::NdArray>;
+    pub(crate) type Plain = burn::backend::NdArray;
+
+    /// The f32 values' bit patterns (to compare with `==`, NaN and signed zeros included).
+    pub(crate) fn bits(data: TensorData) -> Vec<u32> {
+        data.to_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f32::to_bits)
+            .collect()
+    }
+}
