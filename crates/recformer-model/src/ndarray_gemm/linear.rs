@@ -29,10 +29,11 @@ pub(crate) fn linear<B: Backend>(
     x: Tensor<B, 2>,
 ) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
     match Kind::of::<B>() {
-        Some(Kind::Plain(DType::F32)) => inference::<B, f32>(layer, x),
-        Some(Kind::Plain(DType::F64)) => inference::<B, f64>(layer, x),
-        Some(Kind::Tracked(DType::F32)) => tracked::<B, f32>(layer, x),
-        Some(Kind::Tracked(DType::F64)) => tracked::<B, f64>(layer, x),
+        Some(kind) if !all_of(layer, &x, kind.dtype()) => Err(x),
+        Some(Kind::Plain(DType::F32)) => Ok(inference::<B, f32>(layer, x)),
+        Some(Kind::Plain(DType::F64)) => Ok(inference::<B, f64>(layer, x)),
+        Some(Kind::Tracked(DType::F32)) => Ok(tracked::<B, f32>(layer, x)),
+        Some(Kind::Tracked(DType::F64)) => Ok(tracked::<B, f64>(layer, x)),
         _ => Err(x),
     }
 }
@@ -47,12 +48,12 @@ fn product<E: Float>(a: ArrayView2<'_, E>, b: ArrayView2<'_, E>) -> NdArrayTenso
     E::wrap(gemm(a, b).into_dyn().into_shared())
 }
 
-/// Whether every operand is a plain float tensor of `E` (anything else takes Burn's path).
-fn all_of<B: Backend, E: Float>(layer: &Linear<B>, x: &Tensor<B, 2>) -> bool {
+/// Whether every operand is a float tensor of `dtype` (anything else takes Burn's path).
+fn all_of<B: Backend>(layer: &Linear<B>, x: &Tensor<B, 2>, dtype: DType) -> bool {
     let bias = layer.bias.as_ref().map(|b| b.val().dtype());
-    x.dtype() == E::DTYPE
-        && layer.weight.val().dtype() == E::DTYPE
-        && bias.is_none_or(|dtype| dtype == E::DTYPE)
+    x.dtype() == dtype
+        && layer.weight.val().dtype() == dtype
+        && bias.is_none_or(|bias| bias == dtype)
 }
 
 /// `x · W + b` on NdArray tensors; Burn's default `linear` (matmul, then the bias reshaped to
@@ -79,20 +80,14 @@ where
     }
 }
 
-fn inference<B: Backend, E: Float>(
-    layer: &Linear<B>,
-    x: Tensor<B, 2>,
-) -> Result<Tensor<B, 2>, Tensor<B, 2>>
+fn inference<B: Backend, E: Float>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2>
 where
     NdArrayTensor: From<ArcArray<E, IxDyn>>,
 {
-    if !all_of::<B, E>(layer, &x) {
-        return Err(x);
-    }
     let x: NdArrayTensor = primitive(x);
     let weight: NdArrayTensor = primitive(layer.weight.val());
     let bias: Option<NdArrayTensor> = layer.bias.as_ref().map(|b| primitive(b.val()));
-    Ok(tensor::<B, 2, _>(forward::<E>(x, weight, bias)))
+    tensor::<B, 2, _>(forward::<E>(x, weight, bias))
 }
 
 /// Burn's autodiff `linear` op (with or without bias, `N` = 3 or 2 parents), its gradients
@@ -146,16 +141,10 @@ where
     }
 }
 
-fn tracked<B: Backend, E: Float>(
-    layer: &Linear<B>,
-    x: Tensor<B, 2>,
-) -> Result<Tensor<B, 2>, Tensor<B, 2>>
+fn tracked<B: Backend, E: Float>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2>
 where
     NdArrayTensor: From<ArcArray<E, IxDyn>>,
 {
-    if !all_of::<B, E>(layer, &x) {
-        return Err(x);
-    }
     type Ad<E> = FloatTensor<Autodiff<NdArray<E>>>;
     let x: Ad<E> = primitive(x);
     let weight: Ad<E> = primitive(layer.weight.val());
@@ -191,7 +180,7 @@ where
         ),
         None => record!([x.node.clone(), weight.node.clone()], None),
     };
-    Ok(tensor::<B, 2, _>(y))
+    tensor::<B, 2, _>(y)
 }
 
 #[cfg(test)]

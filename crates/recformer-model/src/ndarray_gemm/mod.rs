@@ -69,7 +69,6 @@ impl Kind {
 
 /// The float elements NdArray stores.
 trait Float: FloatNdArrayElement + LinalgScalar + Send + Sync {
-    const DTYPE: DType;
     /// The tensor's elements, if they are of this type.
     fn view(tensor: &NdArrayTensor) -> Option<ArrayViewD<'_, Self>>;
     fn wrap(array: ArcArray<Self, IxDyn>) -> NdArrayTensor;
@@ -78,7 +77,6 @@ trait Float: FloatNdArrayElement + LinalgScalar + Send + Sync {
 macro_rules! float {
     ($ty:ty, $variant:ident) => {
         impl Float for $ty {
-            const DTYPE: DType = DType::$variant;
             fn view(tensor: &NdArrayTensor) -> Option<ArrayViewD<'_, Self>> {
                 match tensor {
                     NdArrayTensor::$variant(storage) => Some(storage.view()),
