@@ -28,12 +28,25 @@ pub(crate) fn linear<B: Backend>(
     layer: &Linear<B>,
     x: Tensor<B, 2>,
 ) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
-    match Kind::of::<B>() {
-        Some(kind) if !all_of(layer, &x, kind.dtype()) => Err(x),
-        Some(Kind::Plain(DType::F32)) => Ok(inference::<B, f32>(layer, x)),
-        Some(Kind::Plain(DType::F64)) => Ok(inference::<B, f64>(layer, x)),
-        Some(Kind::Tracked(DType::F32)) => Ok(tracked::<B, f32>(layer, x)),
-        Some(Kind::Tracked(DType::F64)) => Ok(tracked::<B, f64>(layer, x)),
+    let Some(kind) = Kind::of::<B>() else {
+        return Err(x);
+    };
+    // The parameters are read once, and every operand must be of the backend's float type
+    // (anything else takes Burn's path).
+    let weight = layer.weight.val();
+    let bias = layer.bias.as_ref().map(|b| b.val());
+    let dtype = kind.dtype();
+    if x.dtype() != dtype
+        || weight.dtype() != dtype
+        || bias.as_ref().is_some_and(|b| b.dtype() != dtype)
+    {
+        return Err(x);
+    }
+    match kind {
+        Kind::Plain(DType::F32) => Ok(inference::<B, f32>(x, weight, bias)),
+        Kind::Plain(DType::F64) => Ok(inference::<B, f64>(x, weight, bias)),
+        Kind::Tracked(DType::F32) => Ok(tracked::<B, f32>(x, weight, bias)),
+        Kind::Tracked(DType::F64) => Ok(tracked::<B, f64>(x, weight, bias)),
         _ => Err(x),
     }
 }
@@ -46,14 +59,6 @@ fn matrix<E: Float>(tensor: &NdArrayTensor) -> Option<ArrayView2<'_, E>> {
 /// `a · b` as an NdArray tensor.
 fn product<E: Float>(a: ArrayView2<'_, E>, b: ArrayView2<'_, E>) -> NdArrayTensor {
     E::wrap(gemm(a, b).into_dyn().into_shared())
-}
-
-/// Whether every operand is a float tensor of `dtype` (anything else takes Burn's path).
-fn all_of<B: Backend>(layer: &Linear<B>, x: &Tensor<B, 2>, dtype: DType) -> bool {
-    let bias = layer.bias.as_ref().map(|b| b.val().dtype());
-    x.dtype() == dtype
-        && layer.weight.val().dtype() == dtype
-        && bias.is_none_or(|bias| bias == dtype)
 }
 
 /// `x · W + b` on NdArray tensors; Burn's default `linear` (matmul, then the bias reshaped to
@@ -80,13 +85,17 @@ where
     }
 }
 
-fn inference<B: Backend, E: Float>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2>
+fn inference<B: Backend, E: Float>(
+    x: Tensor<B, 2>,
+    weight: Tensor<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+) -> Tensor<B, 2>
 where
     NdArrayTensor: From<ArcArray<E, IxDyn>>,
 {
     let x: NdArrayTensor = primitive(x);
-    let weight: NdArrayTensor = primitive(layer.weight.val());
-    let bias: Option<NdArrayTensor> = layer.bias.as_ref().map(|b| primitive(b.val()));
+    let weight: NdArrayTensor = primitive(weight);
+    let bias: Option<NdArrayTensor> = bias.map(primitive);
     tensor::<B, 2, _>(forward::<E>(x, weight, bias))
 }
 
@@ -141,14 +150,18 @@ where
     }
 }
 
-fn tracked<B: Backend, E: Float>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2>
+fn tracked<B: Backend, E: Float>(
+    x: Tensor<B, 2>,
+    weight: Tensor<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+) -> Tensor<B, 2>
 where
     NdArrayTensor: From<ArcArray<E, IxDyn>>,
 {
     type Ad<E> = FloatTensor<Autodiff<NdArray<E>>>;
     let x: Ad<E> = primitive(x);
-    let weight: Ad<E> = primitive(layer.weight.val());
-    let bias: Option<Ad<E>> = layer.bias.as_ref().map(|b| primitive(b.val()));
+    let weight: Ad<E> = primitive(weight);
+    let bias: Option<Ad<E>> = bias.map(primitive);
     let (x_tracked, weight_tracked) = (x.is_tracked(), weight.is_tracked());
     let op = StridedLinear::<E>(PhantomData);
 
