@@ -25,6 +25,14 @@ item and then to the window multiple; random weights of the directory's shape), 
 whole `recformer encode-items` process (loading, tokenising, encoding, writing).
 
 Prints a markdown table with the ratios (PyTorch time / ours: above 1 means ours is faster).
+
+Then the ceiling table: what the machine's f32 GEMM allows. PyTorch (same threads) times its
+matrix products at each shape's largest layer (the FFN's `[batch*tokens, hidden] x [hidden, ffn]`)
+and at 2048^3; the model FLOPs of one forward are counted as `recformer bench` counts them
+(`recformer_train::throughput`: every Linear that sees every token, the band and the global column;
+a training step counts 3x). Each row gives PyTorch's achieved rate and the rate that the issue's
+target (forward >= 2x, training step >= 1.5x PyTorch's speed) would need, as a share of that GEMM
+rate: a target above 100% cannot be met in f32 with the same FLOPs, whatever the kernels.
 """
 
 import argparse
@@ -120,6 +128,27 @@ def torch_worker(shape: str, threads: int, steps: int, warmup: int) -> dict:
     train_s = (time.perf_counter() - t0) / steps
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"forward_s": forward_s, "train_s": train_s, "peak_mib": peak_mib}
+
+
+def torch_gemm_worker(threads: int) -> dict:
+    """f32 GEMM rates of PyTorch (oneDNN/MKL) here: each shape's FFN product and 2048^3, GFLOP/s."""
+    import torch
+
+    torch.set_num_threads(threads)
+    sizes = {f"{name} ffn": (batch * tokens, hidden, ffn)
+             for name, (_, hidden, _, ffn, _, batch, tokens) in SHAPES.items()}
+    sizes["2048^3"] = (2048, 2048, 2048)
+    rates = {}
+    for label, (m, k, n) in sizes.items():
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        for _ in range(3):
+            a @ b
+        reps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < 2.0:
+            a @ b
+            reps += 1
+        rates[label] = 2 * m * k * n * reps / (time.perf_counter() - t0) / 1e9
+    return rates
 
 
 def item_token_ids(model_dir: Path, data_dir: Path, cfg: dict) -> list:
@@ -246,6 +275,9 @@ def main() -> None:
     parser.add_argument("--items-data", help="dataset (official layout) for the item-encoding rows")
     parser.add_argument("--worker")
     a = parser.parse_args()
+    if a.worker == "gemm":
+        print(json.dumps(torch_gemm_worker(a.threads)))
+        return
     if a.worker == "items":
         print(json.dumps(torch_items_worker(a.items_model, a.items_data, a.threads)))
         return
@@ -266,10 +298,12 @@ def main() -> None:
     print("| shape | batch x tokens | work | PyTorch | " + " | ".join(
         f"ours, {d} | ratio" for d in a.devices.split(",")) + " |")
     print("|---|---|---|---|" + "---|---|" * len(a.devices.split(",")))
+    measured = {}
     for shape in a.shapes.split(","):
         _, _, _, _, _, batch, tokens = SHAPES[shape]
         ref = run_torch(shape, a.threads, a.steps, a.warmup)
         ours = {d: run_rust(a.recformer, d, shape, a.threads, a.steps, a.warmup) for d in a.devices.split(",")}
+        measured[shape] = ref
         print_rows(shape, f"{batch} x {tokens}", ref, ours, [
             ("forward", "forward_s", "s"), ("train step", "train_s", "s"), ("peak RSS", "peak_mib", "MiB")])
         sys.stdout.flush()
@@ -287,6 +321,39 @@ def main() -> None:
         print_rows(name, label, ref, ours, [
             ("encode items (official loop alone vs whole process)", "encode_s", "s"),
             ("peak RSS (encode)", "peak_mib", "MiB")])
+    sys.stdout.flush()
+    print_ceiling(measured, a.threads)
+
+
+def forward_gflop(shape: str) -> float:
+    """Model FLOPs of one forward, as `recformer_train::throughput::model_flops_per_token` counts."""
+    layers, h, _, f, window, batch, tokens = SHAPES[shape]
+    band = min(2 * (window // 2) + 1, tokens)
+    per_token = layers * (2 * (6 * h * h + 2 * h * f) + 4 * band * h + 4 * h)
+    return per_token * batch * tokens / 1e9
+
+
+def print_ceiling(measured: dict, threads: int) -> None:
+    """The GEMM ceiling table (module docs)."""
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", "gemm", "--threads", str(threads)],
+        check=True, capture_output=True, text=True,
+    )
+    rates = json.loads(out.stdout.strip().splitlines()[-1])
+    print()
+    print("PyTorch f32 GEMM here (GFLOP/s): " + ", ".join(f"{k} {v:.0f}" for k, v in rates.items()))
+    print()
+    print("| shape | work | model GFLOP | PyTorch s | PyTorch GFLOP/s | target | GFLOP/s needed | "
+          "needed / PyTorch's GEMM at the FFN shape | needed / 2048^3 GEMM |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for shape, ref in measured.items():
+        gflop = forward_gflop(shape)
+        for work, key, flops, factor in [("forward", "forward_s", gflop, 2.0),
+                                         ("train step", "train_s", 3 * gflop, 1.5)]:
+            achieved = flops / ref[key]
+            needed = achieved * factor
+            print(f"| {shape} | {work} | {flops:.1f} | {ref[key]:.3f} | {achieved:.0f} | {factor}x | "
+                  f"{needed:.0f} | {needed / rates[f'{shape} ffn']:.0%} | {needed / rates['2048^3']:.0%} |")
     sys.stdout.flush()
 
 

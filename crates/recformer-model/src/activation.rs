@@ -9,6 +9,11 @@
 //! keeps `t` and `1 + erf(t)` for the backward, one activation-sized tensor more than the fused
 //! op (which keeps `x`), and the forward values may differ from the fused op's in the last bit.
 //! Without autodiff (inference, item encoding), the fused op runs.
+//!
+//! On NdArray f32 (with or without autodiff) both are replaced by one fused kernel
+//! (`ndarray_ops::gelu`): the fused op's formula with a vectorised f32 `erf` (within 1.22 ulp;
+//! values differ from Burn's on ~3% of inputs, by at most `|x|·2⁻²⁴` plus one rounding), the
+//! exact derivative, one kept tensor.
 
 use burn::tensor::{activation, backend::Backend, Tensor};
 
@@ -17,6 +22,11 @@ use burn::tensor::{activation, backend::Backend, Tensor};
 /// # Shapes
 /// - any; output as input
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(feature = "ndarray")]
+    let x = match crate::ndarray_ops::gelu::gelu(x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
     if B::ad_enabled(&x.device()) {
         let t = x.mul_scalar(core::f32::consts::FRAC_1_SQRT_2);
         let cdf2 = t.clone().erf().add_scalar(1.0);

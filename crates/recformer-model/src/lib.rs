@@ -45,7 +45,7 @@ pub mod loader;
 mod matmul;
 pub mod model;
 #[cfg(feature = "ndarray")]
-mod ndarray_gemm;
+mod ndarray_ops;
 pub mod presets;
 pub mod pretrained;
 pub mod save;

@@ -8,7 +8,7 @@
 //! forward and one per gradient. The products are the same; only the order in which the weight
 //! gradient's terms are summed changes.
 //!
-//! On NdArray the 2-D linear layer itself goes through `ndarray_gemm`: the same GEMM called on
+//! On NdArray the 2-D linear layer itself goes through `ndarray_ops`: the same GEMM called on
 //! strided views, so that the backward's transposed operands are not copied first.
 
 use burn::nn::Linear;
@@ -33,7 +33,7 @@ pub(crate) fn per_token<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tenso
 /// - output: `[rows, d_output]`
 pub(crate) fn rows<B: Backend>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
     #[cfg(feature = "ndarray")]
-    let x = match crate::ndarray_gemm::linear::linear(layer, x) {
+    let x = match crate::ndarray_ops::linear::linear(layer, x) {
         Ok(y) => return y,
         Err(x) => x,
     };

@@ -76,7 +76,7 @@ pub enum BandProduct {
 impl BandProduct {
     /// The one to use on backend `B`: [`Parts`](Self::Parts) on every backend. Flex: 12% faster
     /// training step and 100 MiB less peak memory than windows; NdArray, whose products take
-    /// strided operands since `ndarray_gemm`: the same step time within noise, 40–60 MiB less
+    /// strided operands since `ndarray_ops`: the same step time within noise, 40–60 MiB less
     /// peak memory (docs/performance.md). Until then NdArray copied every operand of a product,
     /// each part's view included, and used [`Windows`](Self::Windows).
     pub fn for_backend<B: Backend>() -> Self {

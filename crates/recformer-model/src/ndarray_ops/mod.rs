@@ -1,11 +1,12 @@
-//! NdArray's matrix products on ndarray's GEMM with strided operands, forward and backward.
+//! NdArray's own kernels for the ops where burn-ndarray 0.21 is slow: matrix products on strided
+//! GEMM ([`linear`], [`matmul`]) and a one-pass GELU with a vectorised f32 `erf` ([`gelu`]).
 //!
-//! burn-ndarray 0.21's `matmul` reshapes both operands to 3-D before its GEMM, and that reshape
-//! copies them: arrays in standard layout with a plain copy, and any other view (a transpose, a
-//! head split, a window sliced out of padded blocks) element by element. Backward passes multiply
-//! by transposed operands (`xᵀ · grad` for a linear layer's weight, `grad · Wᵀ` for its input,
-//! `Qᵀ`, `Kᵀ`, `Vᵀ`, `Pᵀ` in attention), so every training step gathered the activations one
-//! element at a time: about a quarter of the main thread of a mini training step
+//! **Products.** burn-ndarray 0.21's `matmul` reshapes both operands to 3-D before its GEMM, and
+//! that reshape copies them: arrays in standard layout with a plain copy, and any other view (a
+//! transpose, a head split, a window sliced out of padded blocks) element by element. Backward
+//! passes multiply by transposed operands (`xᵀ · grad` for a linear layer's weight, `grad · Wᵀ`
+//! for its input, `Qᵀ`, `Kᵀ`, `Vᵀ`, `Pᵀ` in attention), so every training step gathered the
+//! activations one element at a time: about a quarter of the main thread of a mini training step
 //! (docs/performance.md). matrixmultiply, under ndarray's `general_mat_mul`, takes any strides and
 //! packs its operands into the same panels whatever their layout, so the GEMM is called here on
 //! the views themselves. The products and their rounding are the same as Burn's (the packed
@@ -13,13 +14,20 @@
 //! strides); the tests of [`linear`] and [`matmul`] check outputs and gradients bit for bit
 //! against Burn's own ops.
 //!
+//! **GELU.** Burn's is five element-wise passes around libm's f64 `erf` on one thread; [`gelu`]
+//! is one pass, in parallel, Burn's formula with the f32 `erf` of [`erf`] (within 1.22 ulp;
+//! libm's value rounded to f32 on 94–96% of inputs), and its exact derivative in one pass.
+//!
 //! Burn has no hook to replace one backend's kernels from outside, and a backend-extension trait
 //! would put a bound on every generic `B` of the workspace. The backend is therefore recognised by
 //! its type ([`Kind::of`]): NdArray (f32 or f64) and `Autodiff` of it without checkpointing. For
 //! every other backend, and for operands this module does not handle, the functions hand their
 //! inputs back and the caller runs Burn's op. The autodiff ops are Burn's own (burn-autodiff 0.21
-//! `ops/module.rs` linear, `ops/tensor.rs` matmul) with the GEMMs replaced.
+//! `ops/module.rs` linear, `ops/tensor.rs` matmul) with the GEMMs replaced, and a GELU node of
+//! the same shape as Burn's `erf` node.
 
+pub(crate) mod erf;
+pub(crate) mod gelu;
 pub(crate) mod linear;
 pub(crate) mod matmul;
 
@@ -130,7 +138,7 @@ fn tensor<B: Backend, const D: usize, P: 'static>(primitive: P) -> Tensor<B, D> 
 
 #[cfg(test)]
 pub(crate) mod tests {
-    //! What the bit-for-bit tests of [`super::linear`] and [`super::matmul`] share.
+    //! What the tests of [`super::linear`], [`super::matmul`] and [`super::gelu`] share.
 
     use burn::tensor::TensorData;
 

@@ -206,7 +206,7 @@ mod tests {
     use burn::tensor::{Distribution, Tensor};
 
     use super::linear;
-    use crate::ndarray_gemm::tests::{bits, Ad, Plain};
+    use crate::ndarray_ops::tests::{bits, Ad, Plain};
 
     /// A layer with random weights and (if `bias`) a random, non-zero bias.
     fn layer<B: burn::tensor::backend::Backend>(

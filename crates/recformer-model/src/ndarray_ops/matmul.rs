@@ -189,7 +189,7 @@ mod tests {
     use burn::tensor::{Distribution, Tensor};
 
     use super::matmul;
-    use crate::ndarray_gemm::tests::{bits, Ad, Plain};
+    use crate::ndarray_ops::tests::{bits, Ad, Plain};
 
     fn random<const D: usize>(shape: [usize; D]) -> Tensor<Ad, D> {
         Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())

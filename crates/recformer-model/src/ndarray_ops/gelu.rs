@@ -1,0 +1,258 @@
+//! The exact (erf) GELU on NdArray f32 in one pass, forward and backward, with the f32 `erf` of
+//! [`super::erf`], the slices split over rayon's threads.
+//!
+//! Burn's GELU on NdArray is five element-wise passes (`x/√2`, `erf`, `+1`, `·x`, `/2`), its
+//! `erf` libm's f64 one per element, all on the calling thread; with autodiff the encoder writes
+//! GELU out of primitive ops (`crate::activation`: Burn's fused backward is the tanh
+//! approximation's derivative), which keeps two activation-sized tensors for the backward and
+//! runs about eight more passes there. Here the forward is Burn's formula,
+//! `(x · (erf(x / √2) + 1)) / 2` in the same f32 operations, one pass; the backward is the exact
+//! derivative `Φ(x) + x·φ(x)` times the incoming gradient, one pass, and only `x` is kept.
+
+use burn::backend::NdArray;
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{DType, Tensor};
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{unary, Backward, Ops, OpsKind};
+use burn_autodiff::{Autodiff, NodeId};
+use burn_ndarray::NdArrayTensor;
+use ndarray::{ArcArray, ArrayViewD, CowArray, IxDyn};
+use rayon::prelude::*;
+
+use super::erf::{erf, exp_nonpositive};
+use super::{primitive, tensor, Float, Kind};
+
+/// `(x · (erf(x / √2) + 1)) / 2` on NdArray f32 or `Autodiff<NdArray<f32>>` (the module
+/// [`super`]); `Err(x)` for every other backend and float type.
+///
+/// # Shapes
+/// - any; output as input
+pub(crate) fn gelu<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    if x.dtype() != DType::F32 {
+        return Err(x);
+    }
+    match Kind::of::<B>() {
+        Some(Kind::Plain(DType::F32)) => {
+            let x: NdArrayTensor = primitive(x);
+            Ok(tensor::<B, D, _>(forward(&x)))
+        }
+        Some(Kind::Tracked(DType::F32)) => Ok(tracked(x)),
+        _ => Err(x),
+    }
+}
+
+/// One element of the forward: Burn's `gelu` operation by operation, `erf` aside.
+#[inline(always)]
+fn gelu_value(x: f32) -> f32 {
+    (x * (erf(x / core::f32::consts::SQRT_2) + 1.0)) / 2.0
+}
+
+/// `d gelu / dx = Φ(x) + x·φ(x)`.
+#[inline(always)]
+fn gelu_derivative(x: f32) -> f32 {
+    /// 1/√(2π)
+    const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+    let cdf = (erf(x * core::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5;
+    cdf + x * exp_nonpositive(-0.5 * x * x) * FRAC_1_SQRT_2PI
+}
+
+/// Elements per parallel task: large enough that rayon's scheduling is noise, small enough
+/// that an FFN activation (millions of elements) splits over every thread.
+const CHUNK: usize = 1 << 14;
+
+/// The f32 elements of a tensor (its dtype was checked), in standard layout.
+fn elements(tensor: &NdArrayTensor) -> CowArray<'_, f32, IxDyn> {
+    let view: ArrayViewD<'_, f32> = f32::view(tensor).expect("an f32 tensor (dtype checked)");
+    if view.is_standard_layout() {
+        CowArray::from(view)
+    } else {
+        CowArray::from(view.as_standard_layout().into_owned())
+    }
+}
+
+/// `f` on every element, into a new tensor of the same shape.
+fn forward(x: &NdArrayTensor) -> NdArrayTensor {
+    let x = elements(x);
+    let input = x.as_slice().expect("standard layout");
+    let mut out = vec![0.0_f32; input.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(input.par_chunks(CHUNK))
+        .for_each(|(out, input)| {
+            for (o, &x) in out.iter_mut().zip(input) {
+                *o = gelu_value(x);
+            }
+        });
+    let array = ArcArray::from_shape_vec(x.raw_dim(), out).expect("same number of elements");
+    f32::wrap(array)
+}
+
+/// `grad · gelu'(x)` element by element.
+fn backward(x: &NdArrayTensor, grad: &NdArrayTensor) -> NdArrayTensor {
+    let (x, grad) = (elements(x), elements(grad));
+    assert_eq!(
+        x.shape(),
+        grad.shape(),
+        "GELU's gradient has its input's shape"
+    );
+    let (input, incoming) = (
+        x.as_slice().expect("standard layout"),
+        grad.as_slice().expect("standard layout"),
+    );
+    let mut out = vec![0.0_f32; input.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(input.par_chunks(CHUNK).zip(incoming.par_chunks(CHUNK)))
+        .for_each(|(out, (input, incoming))| {
+            for ((o, &x), &g) in out.iter_mut().zip(input).zip(incoming) {
+                *o = g * gelu_derivative(x);
+            }
+        });
+    let array = ArcArray::from_shape_vec(x.raw_dim(), out).expect("same number of elements");
+    f32::wrap(array)
+}
+
+/// The autodiff node: keeps the input, differentiates exactly.
+#[derive(Debug)]
+struct FusedGelu;
+
+impl Backward<NdArray<f32>, 1> for FusedGelu {
+    type State = NodeId;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        unary::<NdArray<f32>, _>(ops.parents, ops.node, grads, |grad| {
+            let x: NdArrayTensor = checkpointer.retrieve_node_output(ops.state);
+            backward(&x, &grad)
+        });
+    }
+}
+
+fn tracked<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let x: FloatTensor<Autodiff<NdArray<f32>>> = primitive(x);
+    let y = match FusedGelu
+        .prepare::<NoCheckpointing>([x.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(mut prep) => {
+            let state = prep.checkpoint(&x);
+            let y = forward(&x.primitive);
+            prep.finish(state, y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(&x.primitive)),
+    };
+    tensor::<B, D, _>(y)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against Burn's own GELU (forward) and the exact derivative (backward).
+
+    use burn::tensor::{activation, Distribution, Tensor, TensorData};
+
+    use super::gelu;
+    use crate::ndarray_ops::tests::{Ad, Plain};
+
+    /// Normal samples at three scales, exact zeros, the region where the tanh approximation's
+    /// derivative is worst (≈ ±2), and values far in both tails.
+    fn input() -> Tensor<Plain, 3> {
+        let device = Default::default();
+        let mut values =
+            Tensor::<Plain, 1>::random([3 * 40 * 50], Distribution::Normal(0.0, 1.0), &device)
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap();
+        for (i, v) in values.iter_mut().enumerate() {
+            *v *= [0.1, 1.0, 4.0][i % 3];
+        }
+        values[..9].copy_from_slice(&[0.0, -0.0, -2.02, 2.02, -9.0, 9.0, -30.0, 30.0, 1.0]);
+        Tensor::from_data(TensorData::new(values, [3, 40, 50]), &device)
+    }
+
+    #[test]
+    fn forward_is_burns_gelu_up_to_the_erf_rounding() {
+        let x = input();
+        let xs = x.to_data().to_vec::<f32>().unwrap();
+        let ours = gelu(x.clone())
+            .unwrap_or_else(|_| panic!("NdArray f32 takes the fused path"))
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let burn = activation::gelu(x).into_data().to_vec::<f32>().unwrap();
+        let mut differing = 0;
+        for ((a, b), x) in ours.iter().zip(&burn).zip(&xs) {
+            if a != b {
+                differing += 1;
+                // Two erf values (both ≤ 1) at most 2 ulp apart, i.e. 2⁻²³, scaled by x/2;
+                // plus one rounding of the result.
+                let ulp = f32::from_bits(b.abs().to_bits() + 1) - b.abs();
+                let bound = x.abs() * 2f32.powi(-24) + ulp;
+                assert!((a - b).abs() <= bound, "at {x}: {a} vs Burn's {b}");
+            }
+        }
+        // The erf kernel rounds like libm on most inputs (`erf.rs`), so few values move.
+        assert!(
+            differing * 10 < ours.len(),
+            "{differing} of {} differ",
+            ours.len()
+        );
+    }
+
+    #[test]
+    fn gradient_is_the_exact_derivative_and_the_forward_matches_inference() {
+        let plain = input();
+        let x = Tensor::<Ad, 3>::from_data(plain.to_data(), &Default::default()).require_grad();
+        let r = Tensor::<Ad, 3>::random(x.dims(), Distribution::Normal(0.0, 1.0), &x.device());
+        let y =
+            gelu(x.clone()).unwrap_or_else(|_| panic!("Autodiff<NdArray> takes the fused path"));
+        let inference = gelu(plain.clone()).unwrap_or_else(|_| panic!("fused path"));
+        assert_eq!(
+            y.to_data(),
+            inference.to_data(),
+            "the same forward with and without autodiff"
+        );
+
+        let grads = (y * r.clone()).sum().backward();
+        let g = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+        let xs = plain.into_data().to_vec::<f32>().unwrap();
+        let rs = r.into_data().to_vec::<f32>().unwrap();
+        for ((&x, &r), &g) in xs.iter().zip(&rs).zip(&g) {
+            let x64 = x as f64;
+            let cdf = 0.5 * (1.0 + libm::erf(x64 / core::f64::consts::SQRT_2));
+            let pdf = (-0.5 * x64 * x64).exp() / (2.0 * core::f64::consts::PI).sqrt();
+            let exact = r as f64 * (cdf + x64 * pdf);
+            assert!(
+                (g as f64 - exact).abs() <= 1e-6 * (1.0 + exact.abs()),
+                "gradient at {x}: {g} vs exact {exact}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_contiguous_input_is_read_in_its_logical_order() {
+        let x = input().swap_dims(0, 2);
+        let ours = gelu(x.clone()).unwrap_or_else(|_| panic!("fused path"));
+        let contiguous = gelu(Tensor::<Plain, 3>::from_data(
+            x.to_data(),
+            &Default::default(),
+        ))
+        .unwrap_or_else(|_| panic!("fused path"));
+        assert_eq!(ours.dims(), [50, 40, 3]);
+        assert_eq!(ours.into_data(), contiguous.into_data());
+    }
+
+    #[test]
+    fn other_float_types_are_handed_back() {
+        type Plain64 = burn::backend::NdArray<f64>;
+        let x = Tensor::<Plain64, 1>::zeros([3], &Default::default());
+        assert!(gelu(x).is_err(), "f64 keeps Burn's GELU");
+    }
+}
