@@ -9,6 +9,7 @@ use crate::config::RecformerConfig;
 use crate::init::{linear, materialize};
 use crate::input::{RecformerInput, RecformerModelOutput};
 use crate::model::RecformerModel;
+use crate::reshape::reshape;
 use crate::token_linear::rows;
 
 /// MLM head: `Decoder(LayerNorm(GELU(Dense(h)))) + bias` (HF keys `lm_head.*`). The decoder weight is
@@ -55,9 +56,9 @@ impl<B: Backend> LongformerLMHead<B> {
     pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
         // One 2-D matmul over all tokens (see `token_linear`).
         let [batch, seq_len, h] = hidden.dims();
-        let logits = self.logits(hidden.reshape([batch * seq_len, h]));
+        let logits = self.logits(reshape(hidden, [batch * seq_len, h]));
         let vocab = logits.dims()[1];
-        logits.reshape([batch, seq_len, vocab])
+        reshape(logits, [batch, seq_len, vocab])
     }
 
     /// Logits only for selected rows (e.g. the masked positions gathered by the caller), which

@@ -48,6 +48,7 @@ pub mod model;
 mod ndarray_ops;
 pub mod presets;
 pub mod pretrained;
+mod reshape;
 pub mod save;
 pub mod similarity;
 mod token_linear;

@@ -11,6 +11,7 @@
 //! On NdArray the 2-D linear layer itself goes through `ndarray_ops`: the same GEMM called on
 //! strided views, so that the backward's transposed operands are not copied first.
 
+use crate::reshape::reshape;
 use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Tensor};
 
@@ -21,9 +22,9 @@ use burn::tensor::{backend::Backend, Tensor};
 /// - output: `[batch, seq_len, d_output]`
 pub(crate) fn per_token<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     let [batch, seq_len, d_input] = x.dims();
-    let y = rows(layer, x.reshape([batch * seq_len, d_input]));
+    let y = rows(layer, reshape(x, [batch * seq_len, d_input]));
     let d_output = y.dims()[1];
-    y.reshape([batch, seq_len, d_output])
+    reshape(y, [batch, seq_len, d_output])
 }
 
 /// `layer` on every row: `x · W + b`, the same function as `Linear::forward`.

@@ -11,6 +11,7 @@ use burn::tensor::{backend::Backend, bf16, f16, Bool, DType, Element, Int, Tenso
 
 use crate::config::RecformerConfig;
 use crate::init::linear;
+use crate::reshape::reshape;
 use crate::token_linear::per_token;
 
 /// Score given to disallowed (query, key) pairs before the softmax in f32: HF uses
@@ -163,8 +164,7 @@ impl<B: Backend> LongformerSelfAttention<B> {
     /// `[b, l, hidden] -> [b, heads, l, head_dim]`.
     fn split_heads(&self, x: Tensor<B, 3>) -> Tensor<B, 4> {
         let [b, l, _] = x.dims();
-        x.reshape([b, l, self.num_heads, self.head_dim])
-            .swap_dims(1, 2)
+        reshape(x, [b, l, self.num_heads, self.head_dim]).swap_dims(1, 2)
     }
 
     /// # Shapes
@@ -249,7 +249,7 @@ impl<B: Backend> LongformerSelfAttention<B> {
                 local.mask_where(is_global, global_out)
             }
         };
-        output.swap_dims(1, 2).reshape([b, l, hidden])
+        reshape(output.swap_dims(1, 2), [b, l, hidden])
     }
 }
 

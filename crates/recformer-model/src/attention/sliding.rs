@@ -16,6 +16,7 @@ use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 
 use super::{mask_value, AttentionMasks};
 use crate::matmul::matmul;
+use crate::reshape::reshape;
 
 /// `allowed[r, s] = r <= s <= r + 2w` for a block of `w` queries against `3w` window keys.
 fn block_band<B: Backend>(w: usize, device: &B::Device) -> Tensor<B, 2, Bool> {
@@ -41,7 +42,10 @@ fn block_band<B: Backend>(w: usize, device: &B::Device) -> Tensor<B, 2, Bool> {
 pub(crate) fn padded_blocks<B: Backend>(x: Tensor<B, 4>, w: usize) -> Tensor<B, 5> {
     let [b, h, l, d] = x.dims();
     let zeros = Tensor::<B, 4>::zeros([b, h, w, d], &x.device());
-    Tensor::cat(vec![zeros.clone(), x, zeros], 2).reshape([b, h, l / w + 2, w, d])
+    reshape(
+        Tensor::cat(vec![zeros.clone(), x, zeros], 2),
+        [b, h, l / w + 2, w, d],
+    )
 }
 
 /// Part `s` (0: previous, 1: same, 2: next block) of every query block's `3w`-row window: a view
@@ -125,7 +129,7 @@ pub fn local_attention_sliding<B: Backend>(
     let value_blocks = padded_blocks(value.clone(), w);
 
     // [b, h, nb, w, 3w]: each query block against its previous, own and next key block.
-    let query_blocks = query.clone().reshape([b, h, nb, w, d]);
+    let query_blocks = reshape(query.clone(), [b, h, nb, w, d]);
     let band_scores = match product {
         BandProduct::Windows => {
             let parts = (0..3).map(|s| window_part(&key_blocks, s)).collect();
@@ -212,7 +216,7 @@ pub fn local_attention_sliding<B: Backend>(
             .expand([b, h, nb, 1, d]);
         output = output + matmul(probs_part(win..win + 1), value_first);
     }
-    output.reshape([b, h, l, d])
+    reshape(output, [b, h, l, d])
 }
 
 #[cfg(test)]

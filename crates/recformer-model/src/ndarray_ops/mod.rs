@@ -30,6 +30,7 @@ pub(crate) mod erf;
 pub(crate) mod gelu;
 pub(crate) mod linear;
 pub(crate) mod matmul;
+pub(crate) mod reshape;
 
 use core::any::{Any, TypeId};
 
@@ -80,6 +81,9 @@ trait Float: FloatNdArrayElement + LinalgScalar + Send + Sync {
     /// The tensor's elements, if they are of this type.
     fn view(tensor: &NdArrayTensor) -> Option<ArrayViewD<'_, Self>>;
     fn wrap(array: ArcArray<Self, IxDyn>) -> NdArrayTensor;
+    /// The tensor's array, if it is of this type (without a copy unless it was borrowed from
+    /// loaded bytes).
+    fn shared(tensor: NdArrayTensor) -> Result<ArcArray<Self, IxDyn>, NdArrayTensor>;
 }
 
 macro_rules! float {
@@ -93,6 +97,12 @@ macro_rules! float {
             }
             fn wrap(array: ArcArray<Self, IxDyn>) -> NdArrayTensor {
                 NdArrayTensor::from(array)
+            }
+            fn shared(tensor: NdArrayTensor) -> Result<ArcArray<Self, IxDyn>, NdArrayTensor> {
+                match tensor {
+                    NdArrayTensor::$variant(storage) => Ok(storage.into_shared()),
+                    other => Err(other),
+                }
             }
         }
     };
