@@ -99,7 +99,7 @@ fn both_band_products_equal_the_dense_oracle_with_gradients() {
         (out.into_data(), [g(&q), g(&k), g(&v)])
     };
     let (dense, dense_grads) = run(None);
-    for product in [BandProduct::Windows, BandProduct::Parts] {
+    for product in [BandProduct::Windows, BandProduct::Parts, BandProduct::Fused] {
         let (out, grads) = run(Some(product));
         assert_close(
             out,

@@ -72,19 +72,22 @@ pub enum BandProduct {
     /// product per side. Autodiff keeps the windows for the backward (three copies of the keys
     /// and of the values).
     Windows,
-    /// Part by part against views of the padded blocks: three products per side, added; nothing
-    /// materialised.
+    /// Part by part against views of the padded blocks: three products per side, added (the
+    /// scores concatenated); nothing materialised.
     Parts,
+    /// One op per side that writes every part's product in place, forward and backward, on the
+    /// keys and values where they lie (`ndarray_ops::band`: NdArray only); [`Parts`](Self::Parts)
+    /// on every other backend.
+    Fused,
 }
 
 impl BandProduct {
-    /// The one to use on backend `B`: [`Parts`](Self::Parts) on every backend. Flex: 12% faster
-    /// training step and 100 MiB less peak memory than windows; NdArray, whose products take
-    /// strided operands since `ndarray_ops`: the same step time within noise, 40–60 MiB less
-    /// peak memory (docs/performance.md). Until then NdArray copied every operand of a product,
-    /// each part's view included, and used [`Windows`](Self::Windows).
+    /// The one to use on backend `B`: [`Fused`](Self::Fused), which is
+    /// [`Parts`](Self::Parts) outside NdArray. Flex: parts give a 12% faster training step and
+    /// 100 MiB less peak memory than windows; NdArray: the fused op removes the concatenations,
+    /// copies and zero-filled slice gradients of parts (docs/performance.md).
     pub fn for_backend<B: Backend>() -> Self {
-        BandProduct::Parts
+        BandProduct::Fused
     }
 }
 
@@ -113,7 +116,7 @@ pub fn local_attention_sliding<B: Backend>(
     product: BandProduct,
 ) -> Tensor<B, 4> {
     let with_global_first = masks.any_global;
-    let [b, h, l, d] = query.dims();
+    let [b, h, l, _] = query.dims();
     let w = one_sided_window;
     assert!(
         supports(l, w),
@@ -125,28 +128,8 @@ pub fn local_attention_sliding<B: Backend>(
     let masked = masks.is_index_masked.clone();
     let global = masks.is_index_global_attn.clone();
 
-    let key_blocks = padded_blocks(key.clone(), w);
-    let value_blocks = padded_blocks(value.clone(), w);
-
-    // [b, h, nb, w, 3w]: each query block against its previous, own and next key block.
-    let query_blocks = reshape(query.clone(), [b, h, nb, w, d]);
-    let band_scores = match product {
-        BandProduct::Windows => {
-            let parts = (0..3).map(|s| window_part(&key_blocks, s)).collect();
-            matmul(query_blocks, Tensor::cat(parts, 3).swap_dims(3, 4))
-        }
-        BandProduct::Parts => Tensor::cat(
-            (0..3)
-                .map(|s| {
-                    matmul(
-                        query_blocks.clone(),
-                        window_part(&key_blocks, s).swap_dims(3, 4),
-                    )
-                })
-                .collect(),
-            4,
-        ),
-    };
+    let band_scores = band_scores(query, key, w, with_global_first, product);
+    let cols = band_scores.dims()[4];
 
     // Keys usable in the band: not padding, not global, inside [0, l).
     let key_ok = masked
@@ -165,26 +148,18 @@ pub fn local_attention_sliding<B: Backend>(
                 .greater_elem(0.5)
                 .reshape([b, 1, nb, 1, win])
                 .expand([b, 1, nb, w, win]),
-        )
-        .expand([b, h, nb, w, win]);
-    let band_scores = band_scores.mask_fill(allowed.bool_not(), mask_value::<B>());
-
-    let (attn_scores, cols) = if with_global_first {
-        let key_first = key.slice([0..b, 0..h, 0..1, 0..d]); // [b, h, 1, d]
-        let global_first = global.slice([0..b, 0..1]); // [b, 1]
-        let global_scores = matmul(query, key_first.swap_dims(2, 3))
-            .reshape([b, h, nb, w, 1])
-            .mask_fill(
-                global_first
-                    .bool_not()
-                    .reshape([b, 1, 1, 1, 1])
-                    .expand([b, h, nb, w, 1]),
-                mask_value::<B>(),
-            );
-        (Tensor::cat(vec![band_scores, global_scores], 4), win + 1)
+        );
+    let allowed = if with_global_first {
+        // Token 0's column: usable where token 0 is global.
+        let global_first = global.slice([0..b, 0..1]).reshape([b, 1, 1, 1, 1]);
+        Tensor::cat(vec![allowed, global_first.expand([b, 1, nb, w, 1])], 4)
     } else {
-        (band_scores, win)
+        allowed
     };
+    let attn_scores = band_scores.mask_fill(
+        allowed.expand([b, h, nb, w, cols]).bool_not(),
+        mask_value::<B>(),
+    );
 
     let attn_probs = softmax(attn_scores, 4).mask_fill(
         masked.reshape([b, 1, nb, w, 1]).expand([b, h, nb, w, cols]),
@@ -192,14 +167,94 @@ pub fn local_attention_sliding<B: Backend>(
     );
     let attn_probs = dropout.forward(attn_probs);
 
+    band_context(attn_probs, value, w, with_global_first, product)
+}
+
+/// The band's scores (see [`local_attention_sliding`]): for query block `k`, columns
+/// `[s·w, (s+1)·w)` against key block `k + s - 1` (0 outside the sequence) and, when `global`,
+/// column `3w` against key row 0; not masked.
+///
+/// # Shapes
+/// - query, key: `[batch, heads, seq_len, head_dim]`
+/// - output: `[batch, heads, seq_len / w, w, 3w (+1 when global)]`
+fn band_scores<B: Backend>(
+    query: Tensor<B, 4>,
+    key: Tensor<B, 4>,
+    w: usize,
+    global: bool,
+    product: BandProduct,
+) -> Tensor<B, 5> {
+    #[cfg(feature = "ndarray")]
+    let (query, key) = match product {
+        BandProduct::Fused => match crate::ndarray_ops::band::scores(query, key, w, global) {
+            Ok(scores) => return scores,
+            Err(operands) => operands,
+        },
+        _ => (query, key),
+    };
+    let [b, h, l, d] = query.dims();
+    let nb = l / w;
+    let key_blocks = padded_blocks(key.clone(), w);
+    let query_blocks = reshape(query.clone(), [b, h, nb, w, d]);
+    let band = match product {
+        BandProduct::Windows => {
+            let parts = (0..3).map(|s| window_part(&key_blocks, s)).collect();
+            matmul(query_blocks, Tensor::cat(parts, 3).swap_dims(3, 4))
+        }
+        BandProduct::Parts | BandProduct::Fused => Tensor::cat(
+            (0..3)
+                .map(|s| {
+                    matmul(
+                        query_blocks.clone(),
+                        window_part(&key_blocks, s).swap_dims(3, 4),
+                    )
+                })
+                .collect(),
+            4,
+        ),
+    };
+    if !global {
+        return band;
+    }
+    let key_first = key.slice([0..b, 0..h, 0..1, 0..d]); // [b, h, 1, d]
+    let global_scores = reshape(matmul(query, key_first.swap_dims(2, 3)), [b, h, nb, w, 1]);
+    Tensor::cat(vec![band, global_scores], 4)
+}
+
+/// The band's context (see [`local_attention_sliding`]): for query block `k`, the probabilities
+/// of part `s` times value block `k + s - 1` (none outside the sequence), summed, plus, when
+/// `global`, column `3w` times value row 0.
+///
+/// # Shapes
+/// - probs: `[batch, heads, seq_len / w, w, 3w (+1 when global)]`
+/// - value: `[batch, heads, seq_len, head_dim]`
+/// - output: `[batch, heads, seq_len, head_dim]`
+fn band_context<B: Backend>(
+    probs: Tensor<B, 5>,
+    value: Tensor<B, 4>,
+    w: usize,
+    global: bool,
+    product: BandProduct,
+) -> Tensor<B, 4> {
+    #[cfg(feature = "ndarray")]
+    let (probs, value) = match product {
+        BandProduct::Fused => match crate::ndarray_ops::band::context(probs, value, w, global) {
+            Ok(context) => return context,
+            Err(operands) => operands,
+        },
+        _ => (probs, value),
+    };
+    let [b, h, l, d] = value.dims();
+    let (nb, win) = (l / w, 3 * w);
+    let value_blocks = padded_blocks(value.clone(), w);
     let probs_part =
-        |cols: core::ops::Range<usize>| attn_probs.clone().slice([0..b, 0..h, 0..nb, 0..w, cols]);
+        |cols: core::ops::Range<usize>| probs.clone().slice([0..b, 0..h, 0..nb, 0..w, cols]);
     let mut output = match product {
         BandProduct::Windows => {
             let parts = (0..3).map(|s| window_part(&value_blocks, s)).collect();
             matmul(probs_part(0..win), Tensor::cat(parts, 3))
         }
-        BandProduct::Parts => (0..3)
+        BandProduct::Parts | BandProduct::Fused => (0..3)
             .map(|s| {
                 matmul(
                     probs_part(s * w..(s + 1) * w),
@@ -209,7 +264,7 @@ pub fn local_attention_sliding<B: Backend>(
             .reduce(|sum, part| sum + part)
             .expect("three parts"),
     };
-    if with_global_first {
+    if global {
         let value_first = value
             .slice([0..b, 0..h, 0..1, 0..d])
             .reshape([b, h, 1, 1, d])

@@ -15,9 +15,9 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_autodiff::{Autodiff, NodeId};
 use burn_ndarray::NdArrayTensor;
 use ndarray::parallel::prelude::*;
-use ndarray::{ArcArray, Array3, ArrayView2, ArrayViewD, Axis, Ix2, IxDyn};
+use ndarray::{ArcArray, Array3, ArrayViewD, Axis, IxDyn};
 
-use super::{gemm_into, primitive, tensor, Float, Kind};
+use super::{gemm_into, matrix, primitive, tensor, Float, Kind};
 
 /// `a · b` over the last two dimensions through strided GEMM when `B` is NdArray or
 /// `Autodiff<NdArray>` (see the module [`super`]) and the leading dimensions are equal (no
@@ -44,23 +44,6 @@ pub(crate) fn matmul<B: Backend, const D: usize>(
         Some(Kind::Tracked(DType::F64)) => Ok(tracked::<B, D, f64>(a, b)),
         _ => Err((a, b)),
     }
-}
-
-/// Matrix `index` (row-major over the leading dimensions) of a `[..., rows, cols]` view.
-fn matrix<'a, E: Float>(view: &ArrayViewD<'a, E>, mut index: usize) -> ArrayView2<'a, E> {
-    let lead = &view.shape()[..view.ndim() - 2];
-    let mut coords = vec![0; lead.len()];
-    for (coord, &len) in coords.iter_mut().zip(lead).rev() {
-        *coord = index % len;
-        index /= len;
-    }
-    let mut matrix = view.clone();
-    for coord in coords {
-        matrix = matrix.index_axis_move(Axis(0), coord);
-    }
-    matrix
-        .into_dimensionality::<Ix2>()
-        .expect("rank 2 after the leading axes")
 }
 
 /// `a · b` for views of equal leading dimensions, into a new standard-layout array.

@@ -26,6 +26,7 @@
 //! `ops/module.rs` linear, `ops/tensor.rs` matmul) with the GEMMs replaced, and a GELU node of
 //! the same shape as Burn's `erf` node.
 
+pub(crate) mod band;
 pub(crate) mod erf;
 pub(crate) mod gelu;
 pub(crate) mod linear;
@@ -40,7 +41,9 @@ use burn::tensor::{DType, Tensor, TensorPrimitive};
 use burn_autodiff::Autodiff;
 use burn_ndarray::{FloatNdArrayElement, NdArrayTensor};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{ArcArray, Array2, ArrayView2, ArrayViewD, ArrayViewMut2, IxDyn, LinalgScalar};
+use ndarray::{
+    ArcArray, Array2, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, Ix2, IxDyn, LinalgScalar,
+};
 
 /// Which NdArray backend `B` is, if it is one this module handles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,6 +128,23 @@ fn gemm<E: Float>(a: ArrayView2<'_, E>, b: ArrayView2<'_, E>) -> Array2<E> {
     let mut out = Array2::<E>::zeros((a.nrows(), b.ncols()));
     gemm_into(&a, &b, &mut out.view_mut());
     out
+}
+
+/// Matrix `index` (row-major over the leading dimensions) of a `[..., rows, cols]` view.
+fn matrix<'a, E: Float>(view: &ArrayViewD<'a, E>, mut index: usize) -> ArrayView2<'a, E> {
+    let lead = &view.shape()[..view.ndim() - 2];
+    let mut coords = vec![0; lead.len()];
+    for (coord, &len) in coords.iter_mut().zip(lead).rev() {
+        *coord = index % len;
+        index /= len;
+    }
+    let mut matrix = view.clone();
+    for coord in coords {
+        matrix = matrix.index_axis_move(Axis(0), coord);
+    }
+    matrix
+        .into_dimensionality::<Ix2>()
+        .expect("rank 2 after the leading axes")
 }
 
 /// Moves a value between two names of the same type (the `TypeId` was checked by [`Kind::of`]).
