@@ -35,3 +35,18 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
         activation::gelu(x)
     }
 }
+
+/// Softmax over dimension `dim`: Burn's, computed on NdArray f32 along the last dimension by
+/// one fused kernel (`ndarray_ops::softmax`: one pass per row, a vectorised `exp` within 2 ulp
+/// of libm's, masked scores exactly 0, a one-pass backward that keeps only the output).
+///
+/// # Shapes
+/// - any; output as input
+pub fn softmax<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize) -> Tensor<B, D> {
+    #[cfg(feature = "ndarray")]
+    let x = match crate::ndarray_ops::softmax::softmax(x, dim) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    activation::softmax(x, dim)
+}

@@ -4,8 +4,8 @@
 //! mask (spec §1.5). Kept as the test oracle for [`super::sliding`] and used for short sequences
 //! and for global patterns other than "first token only".
 
+use crate::activation::softmax;
 use burn::nn::Dropout;
-use burn::tensor::activation::softmax;
 use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 
 use super::{mask_value, AttentionMasks};

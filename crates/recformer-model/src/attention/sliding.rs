@@ -10,8 +10,8 @@
 //!
 //! Tested equal to [`super::reference::local_attention_dense`].
 
+use crate::activation::softmax;
 use burn::nn::Dropout;
-use burn::tensor::activation::softmax;
 use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 
 use super::{mask_value, AttentionMasks};

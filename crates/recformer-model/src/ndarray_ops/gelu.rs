@@ -19,11 +19,11 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{unary, Backward, Ops, OpsKind};
 use burn_autodiff::{Autodiff, NodeId};
 use burn_ndarray::NdArrayTensor;
-use ndarray::{ArcArray, ArrayViewD, CowArray, IxDyn};
+use ndarray::ArcArray;
 use rayon::prelude::*;
 
 use super::erf::{erf, exp_nonpositive};
-use super::{primitive, tensor, Float, Kind};
+use super::{elements, primitive, tensor, Float, Kind, CHUNK};
 
 /// `(x · (erf(x / √2) + 1)) / 2` on NdArray f32 or `Autodiff<NdArray<f32>>` (the module
 /// [`super`]); `Err(x)` for every other backend and float type.
@@ -59,20 +59,6 @@ fn gelu_derivative(x: f32) -> f32 {
     const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
     let cdf = (erf(x * core::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5;
     cdf + x * exp_nonpositive(-0.5 * x * x) * FRAC_1_SQRT_2PI
-}
-
-/// Elements per parallel task: large enough that rayon's scheduling is noise, small enough
-/// that an FFN activation (millions of elements) splits over every thread.
-const CHUNK: usize = 1 << 14;
-
-/// The f32 elements of a tensor (its dtype was checked), in standard layout.
-fn elements(tensor: &NdArrayTensor) -> CowArray<'_, f32, IxDyn> {
-    let view: ArrayViewD<'_, f32> = f32::view(tensor).expect("an f32 tensor (dtype checked)");
-    if view.is_standard_layout() {
-        CowArray::from(view)
-    } else {
-        CowArray::from(view.as_standard_layout().into_owned())
-    }
 }
 
 /// `f` on every element, into a new tensor of the same shape.

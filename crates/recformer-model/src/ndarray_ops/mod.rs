@@ -32,6 +32,7 @@ pub(crate) mod gelu;
 pub(crate) mod linear;
 pub(crate) mod matmul;
 pub(crate) mod reshape;
+pub(crate) mod softmax;
 
 use core::any::{Any, TypeId};
 
@@ -42,7 +43,8 @@ use burn_autodiff::Autodiff;
 use burn_ndarray::{FloatNdArrayElement, NdArrayTensor};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{
-    ArcArray, Array2, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, Ix2, IxDyn, LinalgScalar,
+    ArcArray, Array2, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, CowArray, Ix2, IxDyn,
+    LinalgScalar,
 };
 
 /// Which NdArray backend `B` is, if it is one this module handles.
@@ -145,6 +147,20 @@ fn matrix<'a, E: Float>(view: &ArrayViewD<'a, E>, mut index: usize) -> ArrayView
     matrix
         .into_dimensionality::<Ix2>()
         .expect("rank 2 after the leading axes")
+}
+
+/// Elements per parallel task: large enough that rayon's scheduling is noise, small enough
+/// that an FFN activation (millions of elements) splits over every thread.
+pub(crate) const CHUNK: usize = 1 << 14;
+
+/// The f32 elements of a tensor (its dtype was checked), in standard layout.
+fn elements(tensor: &NdArrayTensor) -> CowArray<'_, f32, IxDyn> {
+    let view: ArrayViewD<'_, f32> = f32::view(tensor).expect("an f32 tensor (dtype checked)");
+    if view.is_standard_layout() {
+        CowArray::from(view)
+    } else {
+        CowArray::from(view.as_standard_layout().into_owned())
+    }
 }
 
 /// Moves a value between two names of the same type (the `TypeId` was checked by [`Kind::of`]).
