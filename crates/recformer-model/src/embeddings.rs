@@ -5,6 +5,7 @@ use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, La
 use burn::tensor::{backend::Backend, Int, Tensor};
 
 use crate::config::RecformerConfig;
+use crate::dropout::dropout;
 use crate::init::normal;
 
 /// Word + token position + token type + item position embeddings, LayerNorm, dropout.
@@ -88,6 +89,6 @@ impl<B: Backend> RecformerEmbeddings<B> {
             + self.position_embeddings.forward(position_ids)
             + self.token_type_embeddings.forward(token_type_ids)
             + self.item_position_embeddings.forward(item_position_ids);
-        self.dropout.forward(self.layer_norm.forward(embeddings))
+        dropout(&self.dropout, self.layer_norm.forward(embeddings))
     }
 }

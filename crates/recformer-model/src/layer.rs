@@ -8,6 +8,7 @@ use burn::tensor::{backend::Backend, Tensor};
 use crate::activation::gelu;
 use crate::attention::{AttentionImpl, AttentionMasks, LongformerSelfAttention};
 use crate::config::RecformerConfig;
+use crate::dropout::dropout;
 use crate::init::linear;
 use crate::token_linear::per_token;
 
@@ -38,7 +39,7 @@ impl<B: Backend> LongformerSelfOutput<B> {
     /// # Shapes
     /// - hidden_states, input_tensor: `[batch, seq_len, hidden]` -> same
     pub fn forward(&self, hidden_states: Tensor<B, 3>, input_tensor: Tensor<B, 3>) -> Tensor<B, 3> {
-        let x = self.dropout.forward(per_token(&self.dense, hidden_states));
+        let x = dropout(&self.dropout, per_token(&self.dense, hidden_states));
         self.layer_norm.forward(x + input_tensor)
     }
 }
@@ -138,7 +139,7 @@ impl<B: Backend> LongformerOutput<B> {
     /// - hidden_states: `[batch, seq_len, intermediate]`, input_tensor: `[batch, seq_len, hidden]`
     /// - output: `[batch, seq_len, hidden]`
     pub fn forward(&self, hidden_states: Tensor<B, 3>, input_tensor: Tensor<B, 3>) -> Tensor<B, 3> {
-        let x = self.dropout.forward(per_token(&self.dense, hidden_states));
+        let x = dropout(&self.dropout, per_token(&self.dense, hidden_states));
         self.layer_norm.forward(x + input_tensor)
     }
 }

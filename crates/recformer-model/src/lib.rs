@@ -33,6 +33,7 @@ pub mod activation;
 pub mod attention;
 pub mod backend;
 pub mod config;
+mod dropout;
 pub mod embeddings;
 pub mod encoder;
 pub mod error;

@@ -5,6 +5,7 @@
 //! and for global patterns other than "first token only".
 
 use crate::activation::softmax;
+use crate::dropout::dropout as apply_dropout;
 use burn::nn::Dropout;
 use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 
@@ -60,7 +61,7 @@ pub fn local_attention_dense<B: Backend>(
         matmul(query, key.swap_dims(2, 3)).mask_fill(allowed.bool_not(), mask_value::<B>());
     let attn_probs =
         softmax(attn_scores, 3).mask_fill(masked.reshape([b, 1, l, 1]).expand([b, h, l, l]), 0.0);
-    matmul(dropout.forward(attn_probs), value)
+    matmul(apply_dropout(dropout, attn_probs), value)
 }
 
 /// Global attention of the given query rows over every non-padding token
@@ -86,5 +87,5 @@ pub fn global_attention<B: Backend>(
         .expand([b, h, n, l]);
     let scores =
         matmul(global_query, global_key.swap_dims(2, 3)).mask_fill(key_masked, mask_value::<B>());
-    matmul(dropout.forward(softmax(scores, 3)), global_value)
+    matmul(apply_dropout(dropout, softmax(scores, 3)), global_value)
 }

@@ -11,6 +11,7 @@
 //! Tested equal to [`super::reference::local_attention_dense`].
 
 use crate::activation::softmax;
+use crate::dropout::dropout as apply_dropout;
 use burn::nn::Dropout;
 use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 
@@ -165,7 +166,7 @@ pub fn local_attention_sliding<B: Backend>(
         masked.reshape([b, 1, nb, w, 1]).expand([b, h, nb, w, cols]),
         0.0,
     );
-    let attn_probs = dropout.forward(attn_probs);
+    let attn_probs = apply_dropout(dropout, attn_probs);
 
     band_context(attn_probs, value, w, with_global_first, product)
 }

@@ -27,6 +27,7 @@
 //! the same shape as Burn's `erf` node.
 
 pub(crate) mod band;
+pub(crate) mod dropout;
 pub(crate) mod erf;
 pub(crate) mod gelu;
 pub(crate) mod linear;

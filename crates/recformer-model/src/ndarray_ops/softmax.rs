@@ -316,14 +316,11 @@ mod tests {
                 .fold(0.0, f64::max)
         };
         let (ours_err, burn_err) = (worst(&ours), worst(&burn));
-        // A few f32 roundings of terms of order 1.
+        // A few f32 roundings of terms of order 1 (`exp` within 2 ulp, the row's dot product);
+        // Burn's own five-op gradient is off by 1e-7–4e-7 here.
         assert!(
-            ours_err < 2e-6,
+            ours_err < 1e-6,
             "fused gradient off by {ours_err} (Burn's: {burn_err})"
-        );
-        assert!(
-            ours_err <= 2.0 * burn_err + 1e-7,
-            "fused gradient off by {ours_err}, Burn's by {burn_err}"
         );
     }
 
