@@ -6,15 +6,16 @@ use core::marker::PhantomData;
 use burn::backend::NdArray;
 use burn::nn::Linear;
 use burn::tensor::backend::Backend;
-use burn::tensor::ops::{FloatTensor, FloatTensorOps, ModuleOps};
-use burn::tensor::{DType, Shape, Tensor, TensorMetadata};
+use burn::tensor::ops::{FloatTensor, ModuleOps};
+use burn::tensor::{DType, Tensor};
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_autodiff::{Autodiff, NodeId};
 use burn_ndarray::NdArrayTensor;
-use ndarray::{ArcArray, ArrayView2, Ix2, IxDyn};
+use ndarray::parallel::prelude::*;
+use ndarray::{ArcArray, ArrayView2, Axis, Ix1, Ix2, IxDyn};
 
 use super::{gemm, primitive, tensor, Float, Kind};
 
@@ -71,18 +72,23 @@ fn forward<E: Float>(
 where
     NdArrayTensor: From<ArcArray<E, IxDyn>>,
 {
-    let y = match (matrix::<E>(&x), matrix::<E>(&weight)) {
-        (Some(x), Some(w)) => product(x, w),
+    let (x, w) = match (matrix::<E>(&x), matrix::<E>(&weight)) {
+        (Some(x), Some(w)) => (x, w),
         _ => return NdArray::<E>::linear(x, weight, bias),
     };
-    match bias {
-        Some(bias) => {
-            let d_output = bias.shape()[0];
-            let bias = NdArray::<E>::float_reshape(bias, Shape::new([1, d_output]));
-            NdArray::<E>::float_add(y, bias)
-        }
-        None => y,
+    let mut y = gemm(x, w);
+    if let Some(bias) = &bias {
+        // Burn adds the bias as a `[1, d_output]` row, one addition per element: the same
+        // additions here, in place and row by row in parallel (burn-ndarray's add allocates a
+        // new array on one thread).
+        let bias = E::view(bias)
+            .and_then(|b| b.into_dimensionality::<Ix1>().ok())
+            .expect("a rank-1 bias of the weight's type (checked by `linear`)");
+        y.axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .for_each(|mut row| row += &bias);
     }
+    E::wrap(y.into_dyn().into_shared())
 }
 
 fn inference<B: Backend, E: Float>(
