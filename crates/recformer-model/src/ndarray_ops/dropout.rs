@@ -22,10 +22,8 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{unary, Backward, Ops, OpsKind};
 use burn_autodiff::Autodiff;
 use burn_ndarray::NdArrayTensor;
-use ndarray::ArcArray;
-use rayon::prelude::*;
 
-use super::{elements, primitive, tensor, Float, Kind, CHUNK};
+use super::{map_f32, primitive, tensor, Kind, CHUNK};
 
 /// Dropout with drop probability `prob` (`0 < prob < 1`) on `Autodiff<NdArray<f32>>`; `Err(x)`
 /// for every other backend and float type (the caller runs Burn's).
@@ -105,20 +103,12 @@ impl Mask {
 
     /// `f(element, mask)` over a tensor in standard order, in parallel.
     fn map(self, x: &NdArrayTensor, f: impl Fn(f32, f32) -> f32 + Sync) -> NdArrayTensor {
-        let x = elements(x);
-        let input = x.as_slice().expect("standard layout");
-        let mut out = vec![0.0_f32; input.len()];
-        out.par_chunks_mut(CHUNK)
-            .zip(input.par_chunks(CHUNK))
-            .enumerate()
-            .for_each(|(chunk, (out, input))| {
-                let start = (chunk * CHUNK) as u32;
-                for (i, (o, &v)) in out.iter_mut().zip(input).enumerate() {
-                    *o = f(v, self.keep(start.wrapping_add(i as u32)));
-                }
-            });
-        let array = ArcArray::from_shape_vec(x.raw_dim(), out).expect("same number of elements");
-        f32::wrap(array)
+        map_f32(x, CHUNK, |start, input, out| {
+            let start = start as u32;
+            for (i, (o, &v)) in out.iter_mut().zip(input).enumerate() {
+                *o = f(v, self.keep(start.wrapping_add(i as u32)));
+            }
+        })
     }
 
     /// The forward: `(x · m) · scale`.

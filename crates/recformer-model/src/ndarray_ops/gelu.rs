@@ -19,11 +19,9 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{unary, Backward, Ops, OpsKind};
 use burn_autodiff::{Autodiff, NodeId};
 use burn_ndarray::NdArrayTensor;
-use ndarray::ArcArray;
-use rayon::prelude::*;
 
 use super::erf::{erf, exp_nonpositive};
-use super::{elements, primitive, tensor, Float, Kind, CHUNK};
+use super::{map_f32, primitive, tensor, zip_map_f32, Kind, CHUNK};
 
 /// `(x · (erf(x / √2) + 1)) / 2` on NdArray f32 or `Autodiff<NdArray<f32>>` (the module
 /// [`super`]); `Err(x)` for every other backend and float type.
@@ -61,44 +59,23 @@ fn gelu_derivative(x: f32) -> f32 {
     cdf + x * exp_nonpositive(-0.5 * x * x) * FRAC_1_SQRT_2PI
 }
 
-/// `f` on every element, into a new tensor of the same shape.
+/// GELU of every element, into a new tensor of the same shape.
 fn forward(x: &NdArrayTensor) -> NdArrayTensor {
-    let x = elements(x);
-    let input = x.as_slice().expect("standard layout");
-    let mut out = vec![0.0_f32; input.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(input.par_chunks(CHUNK))
-        .for_each(|(out, input)| {
-            for (o, &x) in out.iter_mut().zip(input) {
-                *o = gelu_value(x);
-            }
-        });
-    let array = ArcArray::from_shape_vec(x.raw_dim(), out).expect("same number of elements");
-    f32::wrap(array)
+    map_f32(x, CHUNK, |_, input, out| {
+        for (o, &x) in out.iter_mut().zip(input) {
+            *o = gelu_value(x);
+        }
+    })
 }
 
 /// `grad · gelu'(x)` element by element.
 fn backward(x: &NdArrayTensor, grad: &NdArrayTensor) -> NdArrayTensor {
-    let (x, grad) = (elements(x), elements(grad));
-    assert_eq!(
-        x.shape(),
-        grad.shape(),
-        "GELU's gradient has its input's shape"
-    );
-    let (input, incoming) = (
-        x.as_slice().expect("standard layout"),
-        grad.as_slice().expect("standard layout"),
-    );
-    let mut out = vec![0.0_f32; input.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(input.par_chunks(CHUNK).zip(incoming.par_chunks(CHUNK)))
-        .for_each(|(out, (input, incoming))| {
-            for ((o, &x), &g) in out.iter_mut().zip(input).zip(incoming) {
-                *o = g * gelu_derivative(x);
-            }
-        });
-    let array = ArcArray::from_shape_vec(x.raw_dim(), out).expect("same number of elements");
-    f32::wrap(array)
+    let what = "GELU's gradient has its input's shape";
+    zip_map_f32(x, grad, CHUNK, what, |input, incoming, out| {
+        for ((o, &x), &g) in out.iter_mut().zip(input).zip(incoming) {
+            *o = g * gelu_derivative(x);
+        }
+    })
 }
 
 /// The autodiff node: keeps the input, differentiates exactly.

@@ -49,6 +49,7 @@ use ndarray::{
     ArcArray, Array2, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, CowArray, Ix2, IxDyn,
     LinalgScalar,
 };
+use rayon::prelude::*;
 
 /// Which NdArray backend `B` is, if it is one this module handles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,6 +165,48 @@ fn elements(tensor: &NdArrayTensor) -> CowArray<'_, f32, IxDyn> {
     } else {
         CowArray::from(view.as_standard_layout().into_owned())
     }
+}
+
+/// `f(start, input, output)` on consecutive slices of `task` elements (`start`: the slice's first
+/// element index) of an f32 tensor read in standard order, in parallel, into a new tensor of the
+/// same shape.
+fn map_f32(
+    x: &NdArrayTensor,
+    task: usize,
+    f: impl Fn(usize, &[f32], &mut [f32]) + Sync,
+) -> NdArrayTensor {
+    let x = elements(x);
+    let input = x.as_slice().expect("standard layout");
+    let mut out = vec![0.0_f32; input.len()];
+    out.par_chunks_mut(task)
+        .zip(input.par_chunks(task))
+        .enumerate()
+        .for_each(|(i, (out, input))| f(i * task, input, out));
+    let array = ArcArray::from_shape_vec(x.raw_dim(), out).expect("same number of elements");
+    f32::wrap(array)
+}
+
+/// [`map_f32`] over two f32 tensors of one shape (`what` names them in the panic otherwise):
+/// `f(a, b, output)` slice by slice.
+fn zip_map_f32(
+    a: &NdArrayTensor,
+    b: &NdArrayTensor,
+    task: usize,
+    what: &str,
+    f: impl Fn(&[f32], &[f32], &mut [f32]) + Sync,
+) -> NdArrayTensor {
+    let (a, b) = (elements(a), elements(b));
+    assert_eq!(a.shape(), b.shape(), "{what}");
+    let (xa, xb) = (
+        a.as_slice().expect("standard layout"),
+        b.as_slice().expect("standard layout"),
+    );
+    let mut out = vec![0.0_f32; xa.len()];
+    out.par_chunks_mut(task)
+        .zip(xa.par_chunks(task).zip(xb.par_chunks(task)))
+        .for_each(|(out, (xa, xb))| f(xa, xb, out));
+    let array = ArcArray::from_shape_vec(a.raw_dim(), out).expect("same number of elements");
+    f32::wrap(array)
 }
 
 /// Moves a value between two names of the same type (the `TypeId` was checked by [`Kind::of`]).

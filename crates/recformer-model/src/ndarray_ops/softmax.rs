@@ -12,18 +12,16 @@
 use burn::backend::NdArray;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{DType, Tensor};
+use burn::tensor::{DType, Tensor, TensorMetadata};
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{unary, Backward, Ops, OpsKind};
 use burn_autodiff::Autodiff;
 use burn_ndarray::NdArrayTensor;
-use ndarray::ArcArray;
-use rayon::prelude::*;
 
 use super::erf::exp_nonpositive;
-use super::{elements, primitive, tensor, Float, Kind, CHUNK};
+use super::{map_f32, primitive, tensor, zip_map_f32, Kind, CHUNK};
 
 /// Softmax over dimension `dim` on NdArray f32 or `Autodiff<NdArray<f32>>` when `dim` is the last
 /// one; `Err(x)` for every other backend, float type and dimension.
@@ -119,42 +117,31 @@ fn rows_per_task(row: usize) -> usize {
     (CHUNK / row).max(1)
 }
 
+/// The length of a tensor's last dimension.
+fn row_len(x: &NdArrayTensor) -> usize {
+    *x.shape().last().expect("rank ≥ 1")
+}
+
 /// Softmax of every row of the last dimension, into a new tensor of the same shape.
 fn forward(x: &NdArrayTensor) -> NdArrayTensor {
-    let x = elements(x);
-    let row = *x.shape().last().expect("rank ≥ 1");
-    let input = x.as_slice().expect("standard layout");
-    let mut out = vec![0.0_f32; input.len()];
-    let task = rows_per_task(row) * row;
-    out.par_chunks_mut(task)
-        .zip(input.par_chunks(task))
-        .for_each(|(out, input)| {
-            for (y, x) in out.chunks_exact_mut(row).zip(input.chunks_exact(row)) {
-                softmax_row(x, y);
-            }
-        });
-    let array = ArcArray::from_shape_vec(x.raw_dim(), out).expect("same number of elements");
-    f32::wrap(array)
+    let row = row_len(x);
+    map_f32(x, rows_per_task(row) * row, |_, input, out| {
+        for (y, x) in out.chunks_exact_mut(row).zip(input.chunks_exact(row)) {
+            softmax_row(x, y);
+        }
+    })
 }
 
 /// `y ⊙ (g - Σ g ⊙ y)` row by row.
 fn backward(y: &NdArrayTensor, grad: &NdArrayTensor) -> NdArrayTensor {
-    let (y, grad) = (elements(y), elements(grad));
-    assert_eq!(
-        y.shape(),
-        grad.shape(),
-        "softmax's gradient has its output's shape"
-    );
-    let row = *y.shape().last().expect("rank ≥ 1");
-    let (probs, incoming) = (
-        y.as_slice().expect("standard layout"),
-        grad.as_slice().expect("standard layout"),
-    );
-    let mut out = vec![0.0_f32; probs.len()];
-    let task = rows_per_task(row) * row;
-    out.par_chunks_mut(task)
-        .zip(probs.par_chunks(task).zip(incoming.par_chunks(task)))
-        .for_each(|(out, (probs, incoming))| {
+    let row = row_len(y);
+    let what = "softmax's gradient has its output's shape";
+    zip_map_f32(
+        y,
+        grad,
+        rows_per_task(row) * row,
+        what,
+        |probs, incoming, out| {
             for ((o, y), g) in out
                 .chunks_exact_mut(row)
                 .zip(probs.chunks_exact(row))
@@ -165,9 +152,8 @@ fn backward(y: &NdArrayTensor, grad: &NdArrayTensor) -> NdArrayTensor {
                     *o = y * (g - dot);
                 }
             }
-        });
-    let array = ArcArray::from_shape_vec(y.raw_dim(), out).expect("same number of elements");
-    f32::wrap(array)
+        },
+    )
 }
 
 /// The autodiff node: keeps the output.
