@@ -7,6 +7,7 @@ use burn::tensor::{backend::Backend, Int, Tensor};
 use crate::config::RecformerConfig;
 use crate::dropout::dropout;
 use crate::init::normal;
+use crate::layer_norm::layer_norm;
 
 /// Word + token position + token type + item position embeddings, LayerNorm, dropout.
 ///
@@ -25,6 +26,8 @@ pub struct RecformerEmbeddings<B: Backend> {
     pub item_position_embeddings: Embedding<B>,
     /// `LayerNorm` (HF key `embeddings.LayerNorm.{weight,bias}`).
     pub layer_norm: LayerNorm<B>,
+    /// The LayerNorm's epsilon (`config.layer_norm_eps`; burn-nn keeps its own private).
+    pub layer_norm_eps: f64,
     /// Hidden dropout.
     pub dropout: Dropout,
     /// Padding token id (`padding_idx`).
@@ -72,6 +75,7 @@ impl<B: Backend> RecformerEmbeddings<B> {
                 .init(device),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
             pad_token_id: config.pad_token_id,
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
@@ -89,6 +93,9 @@ impl<B: Backend> RecformerEmbeddings<B> {
             + self.position_embeddings.forward(position_ids)
             + self.token_type_embeddings.forward(token_type_ids)
             + self.item_position_embeddings.forward(item_position_ids);
-        dropout(&self.dropout, self.layer_norm.forward(embeddings))
+        dropout(
+            &self.dropout,
+            layer_norm(&self.layer_norm, self.layer_norm_eps, embeddings),
+        )
     }
 }

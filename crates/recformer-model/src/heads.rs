@@ -8,6 +8,7 @@ use crate::activation::gelu;
 use crate::config::RecformerConfig;
 use crate::init::{linear, materialize};
 use crate::input::{RecformerInput, RecformerModelOutput};
+use crate::layer_norm::layer_norm;
 use crate::model::RecformerModel;
 use crate::reshape::reshape;
 use crate::token_linear::rows;
@@ -20,6 +21,8 @@ pub struct LongformerLMHead<B: Backend> {
     pub dense: Linear<B>,
     /// `layer_norm` (lower-case in HF here).
     pub layer_norm: LayerNorm<B>,
+    /// The LayerNorm's epsilon (`config.layer_norm_eps`; burn-nn keeps its own private).
+    pub layer_norm_eps: f64,
     /// `decoder` hidden -> vocab, without its own bias.
     pub decoder: Linear<B>,
     /// `bias` `[vocab]` (= `decoder.bias` in PyTorch).
@@ -43,11 +46,16 @@ impl<B: Backend> LongformerLMHead<B> {
                 .init(device),
             decoder: linear(h, config.vocab_size, false, std, device),
             bias: Param::from_tensor(Tensor::zeros([config.vocab_size], device)),
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
     fn logits(&self, hidden: Tensor<B, 2>) -> Tensor<B, 2> {
-        let x = self.layer_norm.forward(gelu(rows(&self.dense, hidden)));
+        let x = layer_norm(
+            &self.layer_norm,
+            self.layer_norm_eps,
+            gelu(rows(&self.dense, hidden)),
+        );
         rows(&self.decoder, x) + self.bias.val().unsqueeze()
     }
 

@@ -10,6 +10,7 @@ use crate::attention::{AttentionImpl, AttentionMasks, LongformerSelfAttention};
 use crate::config::RecformerConfig;
 use crate::dropout::dropout;
 use crate::init::linear;
+use crate::layer_norm::layer_norm;
 use crate::token_linear::per_token;
 
 /// `LN(input + Dropout(Dense(hidden)))` after the attention (HF keys `attention.output.*`).
@@ -19,6 +20,8 @@ pub struct LongformerSelfOutput<B: Backend> {
     pub dense: Linear<B>,
     /// `LayerNorm`.
     pub layer_norm: LayerNorm<B>,
+    /// The LayerNorm's epsilon (`config.layer_norm_eps`; burn-nn keeps its own private).
+    pub layer_norm_eps: f64,
     /// Hidden dropout.
     pub dropout: Dropout,
 }
@@ -33,6 +36,7 @@ impl<B: Backend> LongformerSelfOutput<B> {
                 .with_epsilon(config.layer_norm_eps)
                 .init(device),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
@@ -40,7 +44,7 @@ impl<B: Backend> LongformerSelfOutput<B> {
     /// - hidden_states, input_tensor: `[batch, seq_len, hidden]` -> same
     pub fn forward(&self, hidden_states: Tensor<B, 3>, input_tensor: Tensor<B, 3>) -> Tensor<B, 3> {
         let x = dropout(&self.dropout, per_token(&self.dense, hidden_states));
-        self.layer_norm.forward(x + input_tensor)
+        layer_norm(&self.layer_norm, self.layer_norm_eps, x + input_tensor)
     }
 }
 
@@ -112,6 +116,8 @@ pub struct LongformerOutput<B: Backend> {
     pub dense: Linear<B>,
     /// `LayerNorm`.
     pub layer_norm: LayerNorm<B>,
+    /// The LayerNorm's epsilon (`config.layer_norm_eps`; burn-nn keeps its own private).
+    pub layer_norm_eps: f64,
     /// Hidden dropout.
     pub dropout: Dropout,
 }
@@ -132,6 +138,7 @@ impl<B: Backend> LongformerOutput<B> {
                 .with_epsilon(config.layer_norm_eps)
                 .init(device),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
@@ -140,7 +147,7 @@ impl<B: Backend> LongformerOutput<B> {
     /// - output: `[batch, seq_len, hidden]`
     pub fn forward(&self, hidden_states: Tensor<B, 3>, input_tensor: Tensor<B, 3>) -> Tensor<B, 3> {
         let x = dropout(&self.dropout, per_token(&self.dense, hidden_states));
-        self.layer_norm.forward(x + input_tensor)
+        layer_norm(&self.layer_norm, self.layer_norm_eps, x + input_tensor)
     }
 }
 

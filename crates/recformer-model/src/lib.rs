@@ -42,6 +42,7 @@ mod init;
 pub mod input;
 pub mod keys;
 pub mod layer;
+mod layer_norm;
 pub mod loader;
 mod matmul;
 pub mod model;

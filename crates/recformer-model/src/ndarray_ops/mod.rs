@@ -32,6 +32,7 @@ pub(crate) mod band;
 pub(crate) mod dropout;
 pub(crate) mod erf;
 pub(crate) mod gelu;
+pub(crate) mod layer_norm;
 pub(crate) mod linear;
 pub(crate) mod matmul;
 pub(crate) mod reshape;

@@ -1,0 +1,33 @@
+//! The layer normalisation every encoder block and the MLM head apply.
+
+use burn::nn::LayerNorm;
+use burn::tensor::{backend::Backend, Tensor};
+
+/// `module.forward(x)`, where `epsilon` is the one `module` was built with (burn-nn 0.21 keeps
+/// it private, so the modules store it beside it): on NdArray f32, with and without autodiff, one
+/// fused pass per row forward and backward (`ndarray_ops::layer_norm`); elsewhere Burn's.
+///
+/// # Shapes
+/// - x: `[..., d]`; output as x
+pub(crate) fn layer_norm<B: Backend, const D: usize>(
+    module: &LayerNorm<B>,
+    epsilon: f64,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    #[cfg(feature = "ndarray")]
+    let x = match &module.beta {
+        Some(beta) => match crate::ndarray_ops::layer_norm::layer_norm(
+            x,
+            module.gamma.val(),
+            beta.val(),
+            epsilon,
+        ) {
+            Ok(y) => return y,
+            Err((x, _, _)) => x,
+        },
+        None => x,
+    };
+    #[cfg(not(feature = "ndarray"))]
+    let _ = epsilon;
+    module.forward(x)
+}

@@ -1,0 +1,367 @@
+//! Layer normalisation over the last dimension on NdArray f32 in one pass per row, forward and
+//! backward, rows split over rayon's threads.
+//!
+//! Burn 0.21's `LayerNorm` is the backend's default `layer_norm`: two `mean_dim`, `sub`, `mul`,
+//! `add_scalar`, `sqrt`, `div`, `mul` by γ and `add` of β, each a pass on the calling thread;
+//! autodiff differentiates each op and keeps their inputs (the centred values, their square,
+//! the denominators, the normalised values). Here the forward is the same formula per row,
+//! `((x − μ) / √(σ² + ε)) · γ + β` with `μ` and `σ²` row means, and the backward is the closed
+//! form `dx = (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂)) / √(σ² + ε)` with `ĝ = g ⊙ γ`, `dγ = Σ g ⊙ x̂`,
+//! `dβ = Σ g` over the rows; only the input is kept. The sums over rows are partial sums per
+//! fixed block of rows added in block order, so every run gives the same bits.
+
+use burn::backend::NdArray;
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{DType, Tensor};
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_autodiff::Autodiff;
+use burn_ndarray::NdArrayTensor;
+use ndarray::ArcArray;
+use rayon::prelude::*;
+
+use super::{elements, map_f32, primitive, tensor, Float, Kind, CHUNK};
+
+/// `LayerNorm` with scale `gamma`, shift `beta` and `epsilon` over the last dimension of `x`, on
+/// NdArray f32 or `Autodiff<NdArray<f32>>`; `Err` for every other backend and float type.
+///
+/// # Shapes
+/// - x: `[..., d]`; gamma, beta: `[d]`; output as x
+#[allow(clippy::type_complexity)]
+pub(crate) fn layer_norm<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    epsilon: f64,
+) -> Result<Tensor<B, D>, (Tensor<B, D>, Tensor<B, 1>, Tensor<B, 1>)> {
+    let d = x.dims()[D - 1];
+    let fits = d > 0 && gamma.dims() == [d] && beta.dims() == [d];
+    let f32s = [x.dtype(), gamma.dtype(), beta.dtype()] == [DType::F32; 3];
+    if !fits || !f32s {
+        return Err((x, gamma, beta));
+    }
+    let norm = Norm {
+        epsilon: epsilon as f32,
+    };
+    match Kind::of::<B>() {
+        Some(Kind::Plain(DType::F32)) => {
+            let (x, gamma, beta): (NdArrayTensor, NdArrayTensor, NdArrayTensor) =
+                (primitive(x), primitive(gamma), primitive(beta));
+            Ok(tensor::<B, D, _>(norm.forward(&x, &gamma, &beta)))
+        }
+        Some(Kind::Tracked(DType::F32)) => Ok(tracked(norm, x, gamma, beta)),
+        _ => Err((x, gamma, beta)),
+    }
+}
+
+/// The normalisation's constant.
+#[derive(Debug, Clone, Copy)]
+struct Norm {
+    epsilon: f32,
+}
+
+/// `Σ f(i)` for `i < n` in eight interleaved partial sums added pairwise (vectorised, and more
+/// accurate than one running sum over a row of hundreds).
+#[inline(always)]
+fn lane_sum(n: usize, f: impl Fn(usize) -> f32) -> f32 {
+    let mut lanes = [0.0_f32; 8];
+    let full = n / 8 * 8;
+    for i in (0..full).step_by(8) {
+        for (j, lane) in lanes.iter_mut().enumerate() {
+            *lane += f(i + j);
+        }
+    }
+    let tail: f32 = (full..n).map(&f).sum();
+    let [a, b, c, d, e, g, h, k] = lanes;
+    ((a + b) + (c + d)) + ((e + g) + (h + k)) + tail
+}
+
+/// `(mean, √(var + ε))` of a row, Burn's operations in f32 (the caller divides by the root).
+fn moments(row: &[f32], epsilon: f32) -> (f32, f32) {
+    let n = row.len();
+    let mean = lane_sum(n, |i| row[i]) / n as f32;
+    let var = lane_sum(n, |i| (row[i] - mean) * (row[i] - mean)) / n as f32;
+    (mean, (var + epsilon).sqrt())
+}
+
+/// A vector's f32 elements.
+fn vector(t: &NdArrayTensor) -> Vec<f32> {
+    elements(t).iter().copied().collect()
+}
+
+impl Norm {
+    /// Rows per parallel task: about [`CHUNK`] elements.
+    fn rows_per_task(d: usize) -> usize {
+        (CHUNK / d).max(1)
+    }
+
+    fn forward(
+        self,
+        x: &NdArrayTensor,
+        gamma: &NdArrayTensor,
+        beta: &NdArrayTensor,
+    ) -> NdArrayTensor {
+        let (gamma, beta) = (vector(gamma), vector(beta));
+        let d = gamma.len();
+        map_f32(x, Self::rows_per_task(d) * d, |_, input, out| {
+            for (y, x) in out.chunks_exact_mut(d).zip(input.chunks_exact(d)) {
+                let (mean, denom) = moments(x, self.epsilon);
+                for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(&gamma).zip(&beta) {
+                    *y = ((x - mean) / denom) * g + b;
+                }
+            }
+        })
+    }
+
+    /// `[dx, dγ, dβ]` for the incoming gradient `grad` of the output.
+    fn backward(
+        self,
+        x: &NdArrayTensor,
+        gamma: &NdArrayTensor,
+        grad: &NdArrayTensor,
+    ) -> [NdArrayTensor; 3] {
+        let gamma = vector(gamma);
+        let d = gamma.len();
+        let (xs, gs) = (elements(x), elements(grad));
+        assert_eq!(
+            xs.shape(),
+            gs.shape(),
+            "LayerNorm's gradient has its input's shape"
+        );
+        let (input, incoming) = (
+            xs.as_slice().expect("standard layout"),
+            gs.as_slice().expect("standard layout"),
+        );
+        let task = Self::rows_per_task(d) * d;
+        let mut dx = vec![0.0_f32; input.len()];
+        // Per block of rows: dx written in place, the block's partial dγ and dβ returned.
+        let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
+            .par_chunks_mut(task)
+            .zip(input.par_chunks(task).zip(incoming.par_chunks(task)))
+            .map(|(dx, (x, g))| {
+                let (mut dgamma, mut dbeta) = (vec![0.0_f32; d], vec![0.0_f32; d]);
+                let mut xhat = vec![0.0_f32; d];
+                for ((dx, x), g) in dx
+                    .chunks_exact_mut(d)
+                    .zip(x.chunks_exact(d))
+                    .zip(g.chunks_exact(d))
+                {
+                    let (mean, denom) = moments(x, self.epsilon);
+                    for ((((h, &x), &g), dg), db) in xhat
+                        .iter_mut()
+                        .zip(x)
+                        .zip(g)
+                        .zip(dgamma.iter_mut())
+                        .zip(dbeta.iter_mut())
+                    {
+                        *h = (x - mean) / denom;
+                        *dg += g * *h;
+                        *db += g;
+                    }
+                    let sum_g = lane_sum(d, |i| g[i] * gamma[i]);
+                    let sum_gx = lane_sum(d, |i| g[i] * gamma[i] * xhat[i]);
+                    let n = d as f32;
+                    let (mean_g, mean_gx) = (sum_g / n, sum_gx / n);
+                    for (((o, &h), &g), &gm) in dx.iter_mut().zip(&xhat).zip(g).zip(&gamma) {
+                        *o = (g * gm - mean_g - h * mean_gx) / denom;
+                    }
+                }
+                (dgamma, dbeta)
+            })
+            .collect();
+        let (mut dgamma, mut dbeta) = (vec![0.0_f32; d], vec![0.0_f32; d]);
+        for (pg, pb) in &partials {
+            for (s, v) in dgamma.iter_mut().zip(pg) {
+                *s += v;
+            }
+            for (s, v) in dbeta.iter_mut().zip(pb) {
+                *s += v;
+            }
+        }
+        let wrap = |v: Vec<f32>, shape: ndarray::IxDyn| {
+            f32::wrap(ArcArray::from_shape_vec(shape, v).expect("same number of elements"))
+        };
+        [
+            wrap(dx, xs.raw_dim()),
+            wrap(dgamma, ndarray::IxDyn(&[d])),
+            wrap(dbeta, ndarray::IxDyn(&[d])),
+        ]
+    }
+}
+
+/// The autodiff node: keeps the input and γ.
+#[derive(Debug)]
+struct FusedLayerNorm;
+
+impl Backward<NdArray<f32>, 3> for FusedLayerNorm {
+    type State = (Norm, NdArrayTensor, NdArrayTensor);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let grad: NdArrayTensor = grads.consume::<NdArray<f32>>(&ops.node);
+        let (norm, x, gamma) = ops.state;
+        let gradients = norm.backward(&x, &gamma, &grad);
+        for (parent, gradient) in ops.parents.into_iter().zip(gradients) {
+            if let Some(node) = parent {
+                grads.register::<NdArray<f32>>(node.id, gradient);
+            }
+        }
+    }
+}
+
+fn tracked<B: Backend, const D: usize>(
+    norm: Norm,
+    x: Tensor<B, D>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+) -> Tensor<B, D> {
+    let x: FloatTensor<Autodiff<NdArray<f32>>> = primitive(x);
+    let gamma: FloatTensor<Autodiff<NdArray<f32>>> = primitive(gamma);
+    let beta: FloatTensor<Autodiff<NdArray<f32>>> = primitive(beta);
+    let y = norm.forward(&x.primitive, &gamma.primitive, &beta.primitive);
+    let y = match FusedLayerNorm
+        .prepare::<NoCheckpointing>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((norm, x.primitive, gamma.primitive), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    tensor::<B, D, _>(y)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against Burn's `LayerNorm` on the same backend: values and all three gradients within
+    //! rounding.
+
+    use burn::module::Param;
+    use burn::nn::LayerNormConfig;
+    use burn::tensor::{Distribution, Tensor};
+
+    use super::layer_norm;
+    use crate::ndarray_ops::tests::{Ad, Plain};
+
+    /// `[y, dx, dγ, dβ]` in f64 for the loss `Σ y ⊙ r`.
+    fn exact(x: &[f32], gamma: &[f32], beta: &[f32], r: &[f32], eps: f64) -> [Vec<f64>; 4] {
+        let d = gamma.len();
+        let (mut y, mut dx) = (vec![], vec![]);
+        let (mut dg, mut db) = (vec![0.0; d], vec![0.0; d]);
+        for (x, r) in x.chunks(d).zip(r.chunks(d)) {
+            let x: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+            let mean = x.iter().sum::<f64>() / d as f64;
+            let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / d as f64;
+            let sd = (var + eps).sqrt();
+            let h: Vec<f64> = x.iter().map(|v| (v - mean) / sd).collect();
+            let gh: Vec<f64> = r
+                .iter()
+                .zip(gamma)
+                .map(|(&r, &g)| r as f64 * g as f64)
+                .collect();
+            let mg = gh.iter().sum::<f64>() / d as f64;
+            let mgh = gh.iter().zip(&h).map(|(a, b)| a * b).sum::<f64>() / d as f64;
+            for j in 0..d {
+                y.push(h[j] * gamma[j] as f64 + beta[j] as f64);
+                dx.push((gh[j] - mg - h[j] * mgh) / sd);
+                dg[j] += r[j] as f64 * h[j];
+                db[j] += r[j] as f64;
+            }
+        }
+        [y, dx, dg, db]
+    }
+
+    /// Values and the three gradients against Burn's `LayerNorm` and an f64 reference: ours
+    /// within 2e-6 of the largest value and no worse than twice Burn's own error (plus 1e-6).
+    #[test]
+    fn values_and_gradients_are_as_accurate_as_burns_layer_norm() {
+        let device = Default::default();
+        let (d, eps) = (37, 1e-5);
+        let mut module = LayerNormConfig::new(d)
+            .with_epsilon(eps)
+            .init::<Ad>(&device);
+        let random = |shape: [usize; 1]| {
+            Tensor::<Ad, 1>::random(shape, Distribution::Normal(1.0, 0.5), &device)
+        };
+        module.gamma = Param::from_tensor(random([d]));
+        module.beta = Some(Param::from_tensor(random([d])));
+        let (gamma, beta) = (module.gamma.val(), module.beta.as_ref().unwrap().val());
+        // Rows with an offset and a spread, so that centring matters.
+        let x = Tensor::<Ad, 3>::random([6, 50, d], Distribution::Normal(3.0, 2.0), &device);
+        let r = Tensor::<Ad, 3>::random([6, 50, d], Distribution::Normal(0.0, 1.0), &device);
+        let run = |ours: bool| {
+            let x = x.clone().require_grad();
+            let y = if ours {
+                layer_norm(x.clone(), gamma.clone(), beta.clone(), eps)
+                    .unwrap_or_else(|_| panic!("Autodiff<NdArray> f32"))
+            } else {
+                module.forward(x.clone())
+            };
+            let grads = (y.clone() * r.clone()).sum().backward();
+            let v =
+                |t: &Tensor<Ad, 1>| t.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+            [
+                y.into_data().to_vec::<f32>().unwrap(),
+                x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap(),
+                v(&gamma),
+                v(&beta),
+            ]
+        };
+        let (ours, burn) = (run(true), run(false));
+        let values = |t: &Tensor<Ad, 3>| t.to_data().to_vec::<f32>().unwrap();
+        let exact = exact(
+            &values(&x),
+            &gamma.to_data().to_vec::<f32>().unwrap(),
+            &beta.to_data().to_vec::<f32>().unwrap(),
+            &values(&r),
+            eps,
+        );
+        let names = ["output", "dx", "dgamma", "dbeta"];
+        for (((o, b), e), what) in ours.iter().zip(&burn).zip(&exact).zip(names) {
+            let worst = |v: &[f32]| {
+                v.iter()
+                    .zip(e)
+                    .map(|(&a, e)| (a as f64 - e).abs())
+                    .fold(0.0, f64::max)
+            };
+            let scale = e.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
+            let (ours_err, burn_err) = (worst(o), worst(b));
+            assert!(
+                ours_err <= 2e-6 * scale && ours_err <= 2.0 * burn_err + 1e-6 * scale,
+                "{what}: off by {ours_err} (Burn's {burn_err}, scale {scale})"
+            );
+        }
+
+        // Inference gives the training forward's values.
+        let plain = Tensor::<Plain, 3>::from_data(x.to_data(), &device);
+        let g = Tensor::<Plain, 1>::from_data(gamma.to_data(), &device);
+        let b = Tensor::<Plain, 1>::from_data(beta.to_data(), &device);
+        let inference = layer_norm(plain, g, b, eps).unwrap_or_else(|_| panic!("NdArray f32"));
+        let training = layer_norm(x, gamma, beta, eps).unwrap_or_else(|_| panic!("fused"));
+        assert_eq!(inference.into_data(), training.into_data());
+    }
+
+    // No f64 NdArray tensor in this test binary: the first tensor a process creates on a device
+    // fixes that device's default float type for every test (burn 0.21 `DeviceSettings`). f64
+    // takes Burn's op: `tests/sliding_gradients.rs` runs the whole encoder in f64.
+    #[test]
+    fn other_backends_and_shapes_are_handed_back() {
+        let device = Default::default();
+        #[cfg(feature = "flex")]
+        {
+            type Flex = burn::backend::Flex;
+            let x = Tensor::<Flex, 2>::zeros([2, 3], &Default::default());
+            let v = Tensor::<Flex, 1>::ones([3], &Default::default());
+            assert!(layer_norm(x, v.clone(), v, 1e-5).is_err());
+        }
+        let x = Tensor::<Plain, 2>::zeros([2, 3], &device);
+        let v = Tensor::<Plain, 1>::ones([4], &device);
+        assert!(layer_norm(x, v.clone(), v, 1e-5).is_err());
+    }
+}
