@@ -1,7 +1,8 @@
 //! NdArray's own kernels for the ops where burn-ndarray 0.21 is slow: matrix products on strided
 //! GEMM ([`linear`], [`matmul`]), the sliding window's scores and context as one op each
 //! ([`band`]), one-pass GELU ([`gelu`], with the vectorised f32 `erf` of [`erf`]), softmax
-//! ([`softmax`]) and dropout ([`dropout`]), and reshapes without copies ([`reshape`]).
+//! ([`softmax`]), dropout ([`dropout`]) and LayerNorm ([`layer_norm`]), and reshapes without
+//! copies ([`reshape`]).
 //!
 //! **Products.** burn-ndarray 0.21's `matmul` reshapes both operands to 3-D before its GEMM, and
 //! that reshape copies them: arrays in standard layout with a plain copy, and any other view (a
