@@ -23,7 +23,7 @@ use burn_autodiff::ops::{unary, Backward, Ops, OpsKind};
 use burn_autodiff::Autodiff;
 use burn_ndarray::NdArrayTensor;
 
-use super::{map_f32, primitive, tensor, Kind, CHUNK};
+use super::{map_f32, primitive, tensor, Kind, Map, CHUNK};
 
 /// Dropout with drop probability `prob` (`0 < prob < 1`) on `Autodiff<NdArray<f32>>`; `Err(x)`
 /// for every other backend and float type (the caller runs Burn's).
@@ -101,26 +101,40 @@ impl Mask {
         }
     }
 
-    /// `f(element, mask)` over a tensor in standard order, in parallel.
-    fn map(self, x: &NdArrayTensor, f: impl Fn(f32, f32) -> f32 + Sync) -> NdArrayTensor {
-        map_f32(x, CHUNK, |start, input, out| {
-            let start = start as u32;
-            for (i, (o, &v)) in out.iter_mut().zip(input).enumerate() {
-                *o = f(v, self.keep(start.wrapping_add(i as u32)));
-            }
-        })
-    }
-
     /// The forward: `(x · m) · scale`.
     fn apply(self, x: &NdArrayTensor) -> NdArrayTensor {
-        let scale = self.scale;
-        self.map(x, |v, m| (v * m) * scale)
+        map_f32(x, CHUNK, &Scaled(self))
     }
 
     /// The backward: `(g · scale) · m`.
     fn gradient(self, grad: &NdArrayTensor) -> NdArrayTensor {
-        let scale = self.scale;
-        self.map(grad, |g, m| (g * scale) * m)
+        map_f32(grad, CHUNK, &ScaledGradient(self))
+    }
+}
+
+/// The forward's loop: `(x · m) · scale`, `m` the mask of the element's index.
+struct Scaled(Mask);
+
+impl Map for Scaled {
+    #[inline(always)]
+    fn apply(&self, start: usize, input: &[f32], out: &mut [f32]) {
+        let (mask, start) = (self.0, start as u32);
+        for (i, (o, &v)) in out.iter_mut().zip(input).enumerate() {
+            *o = (v * mask.keep(start.wrapping_add(i as u32))) * mask.scale;
+        }
+    }
+}
+
+/// The backward's loop: `(g · scale) · m`.
+struct ScaledGradient(Mask);
+
+impl Map for ScaledGradient {
+    #[inline(always)]
+    fn apply(&self, start: usize, input: &[f32], out: &mut [f32]) {
+        let (mask, start) = (self.0, start as u32);
+        for (i, (o, &g)) in out.iter_mut().zip(input).enumerate() {
+            *o = (g * mask.scale) * mask.keep(start.wrapping_add(i as u32));
+        }
     }
 }
 
@@ -149,8 +163,9 @@ mod tests {
 
     use burn::tensor::{Distribution, Tensor};
 
-    use super::{dropout, Mask};
-    use crate::ndarray_ops::tests::{Ad, Plain};
+    use super::{dropout, Mask, Scaled, ScaledGradient};
+    use crate::ndarray_ops::simd::tests::same_bits_on_every_width;
+    use crate::ndarray_ops::tests::{map_on, Ad, Plain};
 
     fn run(x: &Tensor<Ad, 2>, prob: f64) -> Tensor<Ad, 2> {
         dropout(x.clone(), prob).unwrap_or_else(|_| panic!("Autodiff<NdArray> f32"))
@@ -232,6 +247,18 @@ mod tests {
             assert_eq!(g, (r * scale) * m);
         }
         assert!(dropped > 0 && dropped < xs.len());
+    }
+
+    #[test]
+    fn the_same_bits_on_every_instruction_set() {
+        let mask = Mask {
+            keys: [987_654_321, 42],
+            threshold: (0.9 * (1u64 << 24) as f64).round() as u32,
+            scale: (1.0 / 0.9_f64) as f32,
+        };
+        let x: Vec<f32> = (0..10_007).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+        same_bits_on_every_width("dropout", |arch| map_on(arch, &Scaled(mask), &x));
+        same_bits_on_every_width("dropout'", |arch| map_on(arch, &ScaledGradient(mask), &x));
     }
 
     #[test]

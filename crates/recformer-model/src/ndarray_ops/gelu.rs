@@ -21,7 +21,7 @@ use burn_autodiff::{Autodiff, NodeId};
 use burn_ndarray::NdArrayTensor;
 
 use super::erf::{erf, exp_nonpositive};
-use super::{map_f32, primitive, tensor, zip_map_f32, Kind, CHUNK};
+use super::{map_f32, primitive, tensor, zip_map_f32, Kind, Map, ZipMap, CHUNK};
 
 /// `(x · (erf(x / √2) + 1)) / 2` on NdArray f32 or `Autodiff<NdArray<f32>>` (the module
 /// [`super`]); `Err(x)` for every other backend and float type.
@@ -59,23 +59,39 @@ fn gelu_derivative(x: f32) -> f32 {
     cdf + x * exp_nonpositive(-0.5 * x * x) * FRAC_1_SQRT_2PI
 }
 
-/// GELU of every element, into a new tensor of the same shape.
-fn forward(x: &NdArrayTensor) -> NdArrayTensor {
-    map_f32(x, CHUNK, |_, input, out| {
+/// The forward's loop: GELU of every element.
+struct GeluForward;
+
+impl Map for GeluForward {
+    #[inline(always)]
+    fn apply(&self, _start: usize, input: &[f32], out: &mut [f32]) {
         for (o, &x) in out.iter_mut().zip(input) {
             *o = gelu_value(x);
         }
-    })
+    }
+}
+
+/// The backward's loop: `grad · gelu'(x)` element by element (`a`: `x`, `b`: `grad`).
+struct GeluBackward;
+
+impl ZipMap for GeluBackward {
+    #[inline(always)]
+    fn apply(&self, input: &[f32], incoming: &[f32], out: &mut [f32]) {
+        for ((o, &x), &g) in out.iter_mut().zip(input).zip(incoming) {
+            *o = g * gelu_derivative(x);
+        }
+    }
+}
+
+/// GELU of every element, into a new tensor of the same shape.
+fn forward(x: &NdArrayTensor) -> NdArrayTensor {
+    map_f32(x, CHUNK, &GeluForward)
 }
 
 /// `grad · gelu'(x)` element by element.
 fn backward(x: &NdArrayTensor, grad: &NdArrayTensor) -> NdArrayTensor {
     let what = "GELU's gradient has its input's shape";
-    zip_map_f32(x, grad, CHUNK, what, |input, incoming, out| {
-        for ((o, &x), &g) in out.iter_mut().zip(input).zip(incoming) {
-            *o = g * gelu_derivative(x);
-        }
-    })
+    zip_map_f32(x, grad, CHUNK, what, &GeluBackward)
 }
 
 /// The autodiff node: keeps the input, differentiates exactly.
@@ -121,8 +137,9 @@ mod tests {
 
     use burn::tensor::{activation, Distribution, Tensor, TensorData};
 
-    use super::gelu;
-    use crate::ndarray_ops::tests::{Ad, Plain};
+    use super::{gelu, GeluBackward, GeluForward};
+    use crate::ndarray_ops::simd::tests::same_bits_on_every_width;
+    use crate::ndarray_ops::tests::{map_on, zip_on, Ad, Plain};
 
     /// Normal samples at three scales, exact zeros, the region where the tanh approximation's
     /// derivative is worst (≈ ±2), and values far in both tails.
@@ -197,6 +214,14 @@ mod tests {
                 "gradient at {x}: {g} vs exact {exact}"
             );
         }
+    }
+
+    #[test]
+    fn the_same_bits_on_every_instruction_set() {
+        let x = input().into_data().to_vec::<f32>().unwrap();
+        let g: Vec<f32> = x.iter().rev().copied().collect();
+        same_bits_on_every_width("GELU", |arch| map_on(arch, &GeluForward, &x));
+        same_bits_on_every_width("GELU'", |arch| zip_on(arch, &GeluBackward, &x, &g));
     }
 
     #[test]

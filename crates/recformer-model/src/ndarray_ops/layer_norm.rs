@@ -23,7 +23,7 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::ArcArray;
 use rayon::prelude::*;
 
-use super::{elements, map_f32, primitive, tensor, Float, Kind, CHUNK};
+use super::{elements, map_f32, primitive, simd, tensor, Float, Kind, Map, CHUNK};
 
 /// `LayerNorm` with scale `gamma`, shift `beta` and `epsilon` over the last dimension of `x`, on
 /// NdArray f32 or `Autodiff<NdArray<f32>>`; `Err` for every other backend and float type.
@@ -80,6 +80,7 @@ fn lane_sum(n: usize, f: impl Fn(usize) -> f32) -> f32 {
 }
 
 /// `(mean, √(var + ε))` of a row, Burn's operations in f32 (the caller divides by the root).
+#[inline(always)]
 fn moments(row: &[f32], epsilon: f32) -> (f32, f32) {
     let n = row.len();
     let mean = lane_sum(n, |i| row[i]) / n as f32;
@@ -106,14 +107,12 @@ impl Norm {
     ) -> NdArrayTensor {
         let (gamma, beta) = (vector(gamma), vector(beta));
         let d = gamma.len();
-        map_f32(x, Self::rows_per_task(d) * d, |_, input, out| {
-            for (y, x) in out.chunks_exact_mut(d).zip(input.chunks_exact(d)) {
-                let (mean, denom) = moments(x, self.epsilon);
-                for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(&gamma).zip(&beta) {
-                    *y = ((x - mean) / denom) * g + b;
-                }
-            }
-        })
+        let rows = Rows {
+            norm: self,
+            gamma: &gamma,
+            beta: &beta,
+        };
+        map_f32(x, Self::rows_per_task(d) * d, &rows)
     }
 
     /// `[dx, dγ, dβ]` for the incoming gradient `grad` of the output.
@@ -142,34 +141,13 @@ impl Norm {
             .par_chunks_mut(task)
             .zip(input.par_chunks(task).zip(incoming.par_chunks(task)))
             .map(|(dx, (x, g))| {
-                let (mut dgamma, mut dbeta) = (vec![0.0_f32; d], vec![0.0_f32; d]);
-                let mut xhat = vec![0.0_f32; d];
-                for ((dx, x), g) in dx
-                    .chunks_exact_mut(d)
-                    .zip(x.chunks_exact(d))
-                    .zip(g.chunks_exact(d))
-                {
-                    let (mean, denom) = moments(x, self.epsilon);
-                    for ((((h, &x), &g), dg), db) in xhat
-                        .iter_mut()
-                        .zip(x)
-                        .zip(g)
-                        .zip(dgamma.iter_mut())
-                        .zip(dbeta.iter_mut())
-                    {
-                        *h = (x - mean) / denom;
-                        *dg += g * *h;
-                        *db += g;
-                    }
-                    let sum_g = lane_sum(d, |i| g[i] * gamma[i]);
-                    let sum_gx = lane_sum(d, |i| g[i] * gamma[i] * xhat[i]);
-                    let n = d as f32;
-                    let (mean_g, mean_gx) = (sum_g / n, sum_gx / n);
-                    for (((o, &h), &g), &gm) in dx.iter_mut().zip(&xhat).zip(g).zip(&gamma) {
-                        *o = (g * gm - mean_g - h * mean_gx) / denom;
-                    }
-                }
-                (dgamma, dbeta)
+                simd::vectorized(BackwardBlock {
+                    norm: self,
+                    gamma: &gamma,
+                    x,
+                    g,
+                    dx,
+                })
             })
             .collect();
         let (mut dgamma, mut dbeta) = (vec![0.0_f32; d], vec![0.0_f32; d]);
@@ -189,6 +167,74 @@ impl Norm {
             wrap(dgamma, ndarray::IxDyn(&[d])),
             wrap(dbeta, ndarray::IxDyn(&[d])),
         ]
+    }
+}
+
+/// The forward's loop: LayerNorm of every row of `γ`'s length.
+struct Rows<'a> {
+    norm: Norm,
+    gamma: &'a [f32],
+    beta: &'a [f32],
+}
+
+impl Map for Rows<'_> {
+    #[inline(always)]
+    fn apply(&self, _start: usize, input: &[f32], out: &mut [f32]) {
+        let d = self.gamma.len();
+        for (y, x) in out.chunks_exact_mut(d).zip(input.chunks_exact(d)) {
+            let (mean, denom) = moments(x, self.norm.epsilon);
+            for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(self.gamma).zip(self.beta) {
+                *y = ((x - mean) / denom) * g + b;
+            }
+        }
+    }
+}
+
+/// The backward of one block of rows: `dx` written in place, the block's partial `dγ` and `dβ`
+/// returned.
+struct BackwardBlock<'a> {
+    norm: Norm,
+    gamma: &'a [f32],
+    x: &'a [f32],
+    g: &'a [f32],
+    dx: &'a mut [f32],
+}
+
+impl simd::Kernel for BackwardBlock<'_> {
+    type Output = (Vec<f32>, Vec<f32>);
+
+    #[inline(always)]
+    fn run(self) -> Self::Output {
+        let (gamma, d) = (self.gamma, self.gamma.len());
+        let (mut dgamma, mut dbeta) = (vec![0.0_f32; d], vec![0.0_f32; d]);
+        let mut xhat = vec![0.0_f32; d];
+        for ((dx, x), g) in self
+            .dx
+            .chunks_exact_mut(d)
+            .zip(self.x.chunks_exact(d))
+            .zip(self.g.chunks_exact(d))
+        {
+            let (mean, denom) = moments(x, self.norm.epsilon);
+            for ((((h, &x), &g), dg), db) in xhat
+                .iter_mut()
+                .zip(x)
+                .zip(g)
+                .zip(dgamma.iter_mut())
+                .zip(dbeta.iter_mut())
+            {
+                *h = (x - mean) / denom;
+                *dg += g * *h;
+                *db += g;
+            }
+            let sum_g = lane_sum(d, |i| g[i] * gamma[i]);
+            let sum_gx = lane_sum(d, |i| g[i] * gamma[i] * xhat[i]);
+            let n = d as f32;
+            let (mean_g, mean_gx) = (sum_g / n, sum_gx / n);
+            for (((o, &h), &g), &gm) in dx.iter_mut().zip(&xhat).zip(g).zip(gamma) {
+                *o = (g * gm - mean_g - h * mean_gx) / denom;
+            }
+        }
+        (dgamma, dbeta)
     }
 }
 
@@ -246,8 +292,42 @@ mod tests {
     use burn::nn::LayerNormConfig;
     use burn::tensor::{Distribution, Tensor};
 
-    use super::layer_norm;
-    use crate::ndarray_ops::tests::{Ad, Plain};
+    use super::{layer_norm, BackwardBlock, Norm, Rows};
+    use crate::ndarray_ops::simd::tests::{on, same_bits_on_every_width};
+    use crate::ndarray_ops::tests::{map_on, Ad, Plain};
+
+    #[test]
+    fn the_same_bits_on_every_instruction_set() {
+        // Rows of 37 (not a multiple of the lanes), some far from zero mean.
+        let d = 37;
+        let wave =
+            |n: usize, f: f32| -> Vec<f32> { (0..n).map(|i| (i as f32 * f).sin()).collect() };
+        let x: Vec<f32> = wave(d * 29, 0.37)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v + (i / d) as f32)
+            .collect();
+        let (gamma, beta, g) = (wave(d, 1.3), wave(d, 0.7), wave(d * 29, 2.1));
+        let norm = Norm { epsilon: 1e-12 };
+        let rows = Rows {
+            norm,
+            gamma: &gamma,
+            beta: &beta,
+        };
+        same_bits_on_every_width("LayerNorm", |arch| map_on(arch, &rows, &x));
+        same_bits_on_every_width("LayerNorm'", |arch| {
+            let mut dx = vec![0.0_f32; x.len()];
+            let block = BackwardBlock {
+                norm,
+                gamma: &gamma,
+                x: &x,
+                g: &g,
+                dx: &mut dx,
+            };
+            let (dgamma, dbeta) = on(arch, block);
+            [dx, dgamma, dbeta].concat()
+        });
+    }
 
     /// `[y, dx, dγ, dβ]` in f64 for the loss `Σ y ⊙ r`.
     fn exact(x: &[f32], gamma: &[f32], beta: &[f32], r: &[f32], eps: f64) -> [Vec<f64>; 4] {

@@ -37,6 +37,7 @@ pub(crate) mod layer_norm;
 pub(crate) mod linear;
 pub(crate) mod matmul;
 pub(crate) mod reshape;
+pub(crate) mod simd;
 pub(crate) mod softmax;
 
 use core::any::{Any, TypeId};
@@ -169,33 +170,81 @@ fn elements(tensor: &NdArrayTensor) -> CowArray<'_, f32, IxDyn> {
     }
 }
 
-/// `f(start, input, output)` on consecutive slices of `task` elements (`start`: the slice's first
-/// element index) of an f32 tensor read in standard order, in parallel, into a new tensor of the
-/// same shape.
-fn map_f32(
-    x: &NdArrayTensor,
-    task: usize,
-    f: impl Fn(usize, &[f32], &mut [f32]) + Sync,
-) -> NdArrayTensor {
+/// The body of [`map_f32`]: `out` from `input`, the slice of the tensor that starts at element
+/// `start`. Implementations mark `apply` `#[inline(always)]`, and everything it calls, so that
+/// it is compiled for the CPU's widest vector instructions ([`simd`]).
+pub(crate) trait Map: Sync {
+    fn apply(&self, start: usize, input: &[f32], out: &mut [f32]);
+}
+
+/// The body of [`zip_map_f32`]: `out` from the slices `a` and `b` (as [`Map`]).
+pub(crate) trait ZipMap: Sync {
+    fn apply(&self, a: &[f32], b: &[f32], out: &mut [f32]);
+}
+
+/// One slice of a [`Map`] as a [`simd::Kernel`].
+struct MapSlice<'a, M> {
+    map: &'a M,
+    start: usize,
+    input: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl<M: Map> simd::Kernel for MapSlice<'_, M> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        self.map.apply(self.start, self.input, self.out);
+    }
+}
+
+/// One pair of slices of a [`ZipMap`] as a [`simd::Kernel`].
+struct ZipSlice<'a, M> {
+    map: &'a M,
+    a: &'a [f32],
+    b: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl<M: ZipMap> simd::Kernel for ZipSlice<'_, M> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        self.map.apply(self.a, self.b, self.out);
+    }
+}
+
+/// `map` on consecutive slices of `task` elements of an f32 tensor read in standard order, in
+/// parallel, into a new tensor of the same shape.
+fn map_f32(x: &NdArrayTensor, task: usize, map: &impl Map) -> NdArrayTensor {
     let x = elements(x);
     let input = x.as_slice().expect("standard layout");
     let mut out = vec![0.0_f32; input.len()];
     out.par_chunks_mut(task)
         .zip(input.par_chunks(task))
         .enumerate()
-        .for_each(|(i, (out, input))| f(i * task, input, out));
+        .for_each(|(i, (out, input))| {
+            let start = i * task;
+            simd::vectorized(MapSlice {
+                map,
+                start,
+                input,
+                out,
+            });
+        });
     let array = ArcArray::from_shape_vec(x.raw_dim(), out).expect("same number of elements");
     f32::wrap(array)
 }
 
-/// [`map_f32`] over two f32 tensors of one shape (`what` names them in the panic otherwise):
-/// `f(a, b, output)` slice by slice.
+/// [`map_f32`] over two f32 tensors of one shape (`what` names them in the panic otherwise).
 fn zip_map_f32(
     a: &NdArrayTensor,
     b: &NdArrayTensor,
     task: usize,
     what: &str,
-    f: impl Fn(&[f32], &[f32], &mut [f32]) + Sync,
+    map: &impl ZipMap,
 ) -> NdArrayTensor {
     let (a, b) = (elements(a), elements(b));
     assert_eq!(a.shape(), b.shape(), "{what}");
@@ -206,7 +255,7 @@ fn zip_map_f32(
     let mut out = vec![0.0_f32; xa.len()];
     out.par_chunks_mut(task)
         .zip(xa.par_chunks(task).zip(xb.par_chunks(task)))
-        .for_each(|(out, (xa, xb))| f(xa, xb, out));
+        .for_each(|(out, (a, b))| simd::vectorized(ZipSlice { map, a, b, out }));
     let array = ArcArray::from_shape_vec(a.raw_dim(), out).expect("same number of elements");
     f32::wrap(array)
 }
@@ -236,6 +285,9 @@ pub(crate) mod tests {
 
     use burn::tensor::TensorData;
 
+    use super::simd::tests::{on, Arch};
+    use super::{Map, MapSlice, ZipMap, ZipSlice};
+
     pub(crate) type Ad = burn_autodiff::Autodiff<burn::backend::NdArray>;
     pub(crate) type Plain = burn::backend::NdArray;
 
@@ -246,5 +298,35 @@ pub(crate) mod tests {
             .into_iter()
             .map(f32::to_bits)
             .collect()
+    }
+
+    /// `map` over all of `input` as one slice, compiled for `arch`.
+    pub(crate) fn map_on(arch: Arch, map: &impl Map, input: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0_f32; input.len()];
+        on(
+            arch,
+            MapSlice {
+                map,
+                start: 0,
+                input,
+                out: &mut out,
+            },
+        );
+        out
+    }
+
+    /// `map` over all of `a` and `b` as one pair of slices, compiled for `arch`.
+    pub(crate) fn zip_on(arch: Arch, map: &impl ZipMap, a: &[f32], b: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0_f32; a.len()];
+        on(
+            arch,
+            ZipSlice {
+                map,
+                a,
+                b,
+                out: &mut out,
+            },
+        );
+        out
     }
 }

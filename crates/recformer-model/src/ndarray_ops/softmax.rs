@@ -21,7 +21,7 @@ use burn_autodiff::Autodiff;
 use burn_ndarray::NdArrayTensor;
 
 use super::erf::exp_nonpositive;
-use super::{map_f32, primitive, tensor, zip_map_f32, Kind, CHUNK};
+use super::{map_f32, primitive, tensor, zip_map_f32, Kind, Map, ZipMap, CHUNK};
 
 /// Softmax over dimension `dim` on NdArray f32 or `Autodiff<NdArray<f32>>` when `dim` is the last
 /// one; `Err(x)` for every other backend, float type and dimension.
@@ -49,6 +49,7 @@ pub(crate) fn softmax<B: Backend, const D: usize>(
 const LANES: usize = 8;
 
 /// The largest element of a row (NaN-free rows; `-inf` for an empty one).
+#[inline(always)]
 fn row_max(row: &[f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; LANES];
     let chunks = row.chunks_exact(LANES);
@@ -64,6 +65,7 @@ fn row_max(row: &[f32]) -> f32 {
 }
 
 /// `Σ a ⊙ b` over a row.
+#[inline(always)]
 fn row_dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0.0_f32; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
@@ -93,6 +95,7 @@ fn exp_or_zero(r: f32) -> f32 {
 }
 
 /// `exp(x - max) / Σ exp(x - max)` of one row.
+#[inline(always)]
 fn softmax_row(x: &[f32], y: &mut [f32]) {
     let max = row_max(x);
     for (o, &v) in y.iter_mut().zip(x) {
@@ -122,14 +125,49 @@ fn row_len(x: &NdArrayTensor) -> usize {
     *x.shape().last().expect("rank ≥ 1")
 }
 
+/// The forward's loop: softmax of every row of `row` elements.
+struct Rows {
+    row: usize,
+}
+
+impl Map for Rows {
+    #[inline(always)]
+    fn apply(&self, _start: usize, input: &[f32], out: &mut [f32]) {
+        for (y, x) in out
+            .chunks_exact_mut(self.row)
+            .zip(input.chunks_exact(self.row))
+        {
+            softmax_row(x, y);
+        }
+    }
+}
+
+/// The backward's loop: `y ⊙ (g - Σ g ⊙ y)` row by row (`a`: `y`, `b`: `g`).
+struct RowGradients {
+    row: usize,
+}
+
+impl ZipMap for RowGradients {
+    #[inline(always)]
+    fn apply(&self, probs: &[f32], incoming: &[f32], out: &mut [f32]) {
+        let row = self.row;
+        for ((o, y), g) in out
+            .chunks_exact_mut(row)
+            .zip(probs.chunks_exact(row))
+            .zip(incoming.chunks_exact(row))
+        {
+            let dot = row_dot(g, y);
+            for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
+                *o = y * (g - dot);
+            }
+        }
+    }
+}
+
 /// Softmax of every row of the last dimension, into a new tensor of the same shape.
 fn forward(x: &NdArrayTensor) -> NdArrayTensor {
     let row = row_len(x);
-    map_f32(x, rows_per_task(row) * row, |_, input, out| {
-        for (y, x) in out.chunks_exact_mut(row).zip(input.chunks_exact(row)) {
-            softmax_row(x, y);
-        }
-    })
+    map_f32(x, rows_per_task(row) * row, &Rows { row })
 }
 
 /// `y ⊙ (g - Σ g ⊙ y)` row by row.
@@ -141,18 +179,7 @@ fn backward(y: &NdArrayTensor, grad: &NdArrayTensor) -> NdArrayTensor {
         grad,
         rows_per_task(row) * row,
         what,
-        |probs, incoming, out| {
-            for ((o, y), g) in out
-                .chunks_exact_mut(row)
-                .zip(probs.chunks_exact(row))
-                .zip(incoming.chunks_exact(row))
-            {
-                let dot = row_dot(g, y);
-                for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
-                    *o = y * (g - dot);
-                }
-            }
-        },
+        &RowGradients { row },
     )
 }
 
@@ -197,8 +224,9 @@ mod tests {
 
     use burn::tensor::{activation, Distribution, Tensor, TensorData};
 
-    use super::softmax;
-    use crate::ndarray_ops::tests::{Ad, Plain};
+    use super::{softmax, RowGradients, Rows};
+    use crate::ndarray_ops::simd::tests::{same_bits_on_every_width, Arch};
+    use crate::ndarray_ops::tests::{map_on, zip_on, Ad, Plain};
 
     /// Rows of 37 (not a multiple of the lanes): normal scores at two scales, one row with
     /// masked (`f32::MIN`) entries and one fully masked row.
@@ -219,6 +247,17 @@ mod tests {
             *v = f32::MIN;
         }
         Tensor::from_data(TensorData::new(values, [4, 5, 37]), &device)
+    }
+
+    #[test]
+    fn the_same_bits_on_every_instruction_set() {
+        let x = input().into_data().to_vec::<f32>().unwrap();
+        let g: Vec<f32> = x.iter().map(|v| (v * 0.7).sin()).collect();
+        let y = map_on(Arch::Scalar, &Rows { row: 37 }, &x);
+        same_bits_on_every_width("softmax", |arch| map_on(arch, &Rows { row: 37 }, &x));
+        same_bits_on_every_width("softmax'", |arch| {
+            zip_on(arch, &RowGradients { row: 37 }, &y, &g)
+        });
     }
 
     fn close(ours: &[f32], burn: &[f32], rel: f32, what: &str) {
