@@ -66,7 +66,10 @@ pub use layer::{
     LongformerAttention, LongformerIntermediate, LongformerLayer, LongformerOutput,
     LongformerSelfOutput,
 };
-pub use loader::{load_checkpoint, load_checkpoint_as, CheckpointPrefix, LoadedCheckpoint};
+pub use loader::{
+    load_checkpoint, load_checkpoint_as, load_checkpoint_with, CheckpointPrefix, LoadedCheckpoint,
+    MlmHead,
+};
 pub use model::{Pooler, RecformerModel};
 pub use save::save_safetensors;
 pub use similarity::{cosine_logits, cosine_scores, l2_normalize, normalized_scores};

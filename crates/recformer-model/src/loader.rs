@@ -60,7 +60,7 @@ impl CheckpointPrefix {
 pub struct LoadedCheckpoint<B: Backend> {
     /// The encoder.
     pub model: RecformerModel<B>,
-    /// The MLM head, if the file has `lm_head.*` keys.
+    /// The MLM head, if the file has `lm_head.*` keys and it was asked for ([`MlmHead::Load`]).
     pub lm_head: Option<LongformerLMHead<B>>,
     /// The finetuned item table `[item_num, hidden]`, if the file has `item_embedding.weight`.
     pub item_embedding: Option<Tensor<B, 2>>,
@@ -207,6 +207,19 @@ fn apply_all<B: Backend, M: ModuleSnapshot<B>>(
     Ok(())
 }
 
+/// Whether [`load_checkpoint_with`] builds the MLM head of a checkpoint that has one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MlmHead {
+    /// Build it (`LoadedCheckpoint::lm_head` is `Some` when the file has `lm_head.*` keys):
+    /// pretraining goes on with it.
+    Load,
+    /// Check its keys, shapes and tied bias as strictly as [`MlmHead::Load`], but do not read
+    /// its weights (`lm_head` is `None`): encoding, evaluation, recommendation and finetuning
+    /// never use it, and its decoder (`vocab × hidden`: 47 MB for a BERT vocabulary at 384)
+    /// would only add to the process's memory.
+    Skip,
+}
+
 /// Loads a checkpoint of any of the three prefix styles (detected from the keys), strictly.
 ///
 /// # Errors
@@ -217,12 +230,25 @@ pub fn load_checkpoint<B: Backend>(
     config: &RecformerConfig,
     device: &B::Device,
 ) -> Result<LoadedCheckpoint<B>> {
-    config.validate()?;
-    let snapshots = read_snapshots(path)?;
-    load_snapshots(snapshots, config, device, path, None)
+    load_checkpoint_with(path, config, device, MlmHead::Load)
 }
 
-/// [`load_checkpoint`] on tensors already read (`path` names their origin in errors). With
+/// [`load_checkpoint`], building the MLM head or not ([`MlmHead`]); the checks are the same.
+///
+/// # Errors
+/// As [`load_checkpoint`].
+pub fn load_checkpoint_with<B: Backend>(
+    path: &Path,
+    config: &RecformerConfig,
+    device: &B::Device,
+    mlm_head: MlmHead,
+) -> Result<LoadedCheckpoint<B>> {
+    config.validate()?;
+    let snapshots = read_snapshots(path)?;
+    load_snapshots(snapshots, config, device, path, None, mlm_head)
+}
+
+/// [`load_checkpoint_with`] on tensors already read (`path` names their origin in errors). With
 /// `expected`, the detected prefix style must be that one.
 pub(crate) fn load_snapshots<B: Backend>(
     snapshots: BTreeMap<String, TensorSnapshot>,
@@ -230,6 +256,7 @@ pub(crate) fn load_snapshots<B: Backend>(
     device: &B::Device,
     path: &Path,
     expected: Option<CheckpointPrefix>,
+    mlm_head: MlmHead,
 ) -> Result<LoadedCheckpoint<B>> {
     config.validate()?;
     let prefix = detect_prefix(snapshots.keys().map(String::as_str), path)?;
@@ -348,7 +375,7 @@ pub(crate) fn load_snapshots<B: Backend>(
         .collect();
     apply_all(&mut model, model_snapshots, path)?;
 
-    let lm_head = if want_lm {
+    let lm_head = if want_lm && mlm_head == MlmHead::Load {
         let mut head = LongformerLMHead::<B>::init_lazy(config, device);
         let lm_snapshots = lm_entries
             .iter()
@@ -395,5 +422,12 @@ pub fn load_checkpoint_as<B: Backend>(
     expected: CheckpointPrefix,
 ) -> Result<LoadedCheckpoint<B>> {
     let snapshots = read_snapshots(path)?;
-    load_snapshots(snapshots, config, device, path, Some(expected))
+    load_snapshots(
+        snapshots,
+        config,
+        device,
+        path,
+        Some(expected),
+        MlmHead::Load,
+    )
 }

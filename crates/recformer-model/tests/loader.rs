@@ -8,7 +8,8 @@ use std::path::Path;
 use common::{assert_close, fixture, fixture_config, Case};
 use recformer_model::backend::Cpu;
 use recformer_model::{
-    load_checkpoint, load_checkpoint_as, save_safetensors, CheckpointPrefix, Error,
+    load_checkpoint, load_checkpoint_as, load_checkpoint_with, save_safetensors, CheckpointPrefix,
+    Error, MlmHead,
 };
 use safetensors::tensor::TensorView;
 use safetensors::SafeTensors;
@@ -266,6 +267,65 @@ fn untied_mlm_bias_is_an_error_and_either_copy_suffices() {
             dropped,
         );
     }
+}
+
+#[test]
+fn skipping_the_mlm_head_loads_the_same_encoder_and_still_checks_the_head() {
+    let (config, device) = (fixture_config(), Default::default());
+    let path = fixture("pretraining.safetensors");
+    let full = load_checkpoint::<Cpu>(&path, &config, &device).unwrap();
+    let lean = load_checkpoint_with::<Cpu>(&path, &config, &device, MlmHead::Skip).unwrap();
+    assert!(full.lm_head.is_some() && lean.lm_head.is_none());
+    assert_eq!(
+        full.model
+            .embeddings
+            .word_embeddings
+            .weight
+            .val()
+            .into_data(),
+        lean.model
+            .embeddings
+            .word_embeddings
+            .weight
+            .val()
+            .into_data()
+    );
+    let (f, l) = (&full.model.encoder.layer[0], &lean.model.encoder.layer[0]);
+    assert_eq!(
+        f.output.dense.weight.val().into_data(),
+        l.output.dense.weight.val().into_data()
+    );
+
+    // The head's keys are checked all the same: a wrong shape, an untied bias, a missing key.
+    let dir = tempfile::tempdir().unwrap();
+    let skip = |path: &Path| {
+        load_checkpoint_with::<Cpu>(path, &config, &device, MlmHead::Skip).unwrap_err()
+    };
+    let bad = dir.path().join("bad_head.safetensors");
+    rewrite(
+        &bad,
+        |k, s, v| match k {
+            "lm_head.dense.weight" => Some((k.to_string(), vec![1, s[1]], v[..s[1]].to_vec())),
+            _ => Some((k.to_string(), s, v)),
+        },
+        vec![],
+    );
+    assert!(matches!(skip(&bad), Error::ShapeMismatches { .. }));
+    rewrite(
+        &bad,
+        |k, s, v| match k {
+            "lm_head.decoder.bias" => Some((k.to_string(), s, v.iter().map(|x| x + 1.0).collect())),
+            _ => Some((k.to_string(), s, v)),
+        },
+        vec![],
+    );
+    assert!(matches!(skip(&bad), Error::TiedBiasMismatch { .. }));
+    rewrite(
+        &bad,
+        |k, s, v| (k != "lm_head.dense.bias").then(|| (k.to_string(), s, v)),
+        vec![],
+    );
+    assert!(matches!(skip(&bad), Error::MissingKeys { .. }));
 }
 
 #[test]

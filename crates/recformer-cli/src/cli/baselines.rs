@@ -113,7 +113,7 @@ fn baselines<B: Backend>(a: &BaselinesArgs, device: &B::Device) -> Result<()> {
         ),
     ];
     if let Some((md, cat)) = &model {
-        let loaded = md.load::<B>(device)?;
+        let loaded = md.load_without_mlm_head::<B>(device)?;
         let (items, _) = item_matrix(
             md,
             None,

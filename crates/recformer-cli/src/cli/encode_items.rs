@@ -47,7 +47,7 @@ fn encode<B: Backend>(a: &EncodeItemsArgs, device: &B::Device) -> Result<()> {
     let bars = Bars::new(a.quiet);
     let md = ModelDir::open(&a.model)?;
     let cat = load_catalogue(&a.data, md.tokenizer(), &md.data_config(), &|m| bars.say(m))?;
-    let model = md.load::<B>(device)?.model;
+    let model = md.load_without_mlm_head::<B>(device)?.model;
     let builder = md.spec.input_builder();
     let t0 = Instant::now();
     let items = encode_all_items(&model, &cat.tokens, &builder, a.batch_size, device, &bars);

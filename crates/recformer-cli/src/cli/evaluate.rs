@@ -108,7 +108,7 @@ fn eval<B: Backend>(a: &EvaluateArgs, device: &B::Device) -> Result<()> {
         md.items = Some(items.clone());
     }
     let cat = load_catalogue(&a.data, md.tokenizer(), &md.data_config(), &|m| bars.say(m))?;
-    let loaded = md.load::<B>(device)?;
+    let loaded = md.load_without_mlm_head::<B>(device)?;
     let (items, source) = item_matrix(
         &md,
         loaded.item_embedding,

@@ -168,7 +168,7 @@ fn recommender<B: Backend>(
         md.items = Some(items.clone());
     }
     let cat = load_catalogue(data, md.tokenizer(), &md.data_config(), &|m| bars.say(m))?;
-    let loaded = md.load::<B>(device)?;
+    let loaded = md.load_without_mlm_head::<B>(device)?;
     let (items, _) = item_matrix(
         &md,
         loaded.item_embedding,

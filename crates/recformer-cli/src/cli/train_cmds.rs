@@ -285,7 +285,7 @@ pub fn finetune_on<B: AutodiffBackend>(
         bars.say("--from-scratch: random initialisation (fine-tuning-only ablation)");
         md.config().init_model::<B>(device)
     } else {
-        md.load::<B>(device)?.model
+        md.load_without_mlm_head::<B>(device)?.model
     };
     let data = FinetuneData {
         spec: &md.spec,

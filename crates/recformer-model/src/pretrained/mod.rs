@@ -41,7 +41,7 @@ pub use self::source::{Array, Source, SourceKind};
 use crate::config::RecformerConfig;
 use crate::error::{Error, Result, ShapeMismatch};
 use crate::heads::RecformerForPretraining;
-use crate::loader::{load_snapshots, CheckpointPrefix};
+use crate::loader::{load_snapshots, CheckpointPrefix, MlmHead};
 
 /// The RecFormer-specific choices of a conversion; everything else comes from the source config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -311,6 +311,7 @@ impl Conversion {
             device,
             &self.report.source,
             Some(CheckpointPrefix::Pretraining),
+            MlmHead::Load,
         )?;
         let lm_head = loaded.lm_head.ok_or_else(|| Error::MissingKeys {
             path: self.report.source.clone(),

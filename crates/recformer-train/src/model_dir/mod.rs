@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
 use recformer_data::{RecformerDataConfig, RecformerTokenizer};
-use recformer_model::{load_checkpoint, LoadedCheckpoint, RecformerConfig};
+use recformer_model::{
+    load_checkpoint, load_checkpoint_with, LoadedCheckpoint, MlmHead, RecformerConfig,
+};
 
 use crate::checkpoint::{load_item_index, ItemIndex};
 use crate::error::{Error, Result};
@@ -103,9 +105,23 @@ impl ModelDir {
         self.spec.data_config()
     }
 
-    /// Loads the weights (strictly) on `device`.
+    /// Loads the weights (strictly) on `device`, the MLM head included when the file has one.
     pub fn load<B: Backend>(&self, device: &B::Device) -> Result<LoadedCheckpoint<B>> {
         Ok(load_checkpoint(&self.weights, self.config(), device)?)
+    }
+
+    /// [`ModelDir::load`] without building the MLM head (`lm_head` is `None`; its keys are still
+    /// checked): what encoding, evaluation, recommendation and finetuning need.
+    pub fn load_without_mlm_head<B: Backend>(
+        &self,
+        device: &B::Device,
+    ) -> Result<LoadedCheckpoint<B>> {
+        Ok(load_checkpoint_with(
+            &self.weights,
+            self.config(),
+            device,
+            MlmHead::Skip,
+        )?)
     }
 
     /// Loads the stored item index (vectors and, for files written since keys were stored, the

@@ -83,7 +83,7 @@ impl<B: Backend> Recommender<B> {
     /// that stores no keys or texts (older files: use [`Recommender::from_catalogue`]).
     pub fn from_dir(path: &Path, device: &B::Device) -> Result<Self> {
         let md = ModelDir::open(path)?;
-        let model = md.load::<B>(device)?.model;
+        let model = md.load_without_mlm_head::<B>(device)?.model;
         let Some(index) = md.load_items::<B>(device)? else {
             return Err(Error::NotAModelDir {
                 dir: md.dir.clone(),
