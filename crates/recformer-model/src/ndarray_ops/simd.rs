@@ -15,8 +15,9 @@
 //!
 //! **Same bits on every instruction set.** The kernels are the same IEEE operations in the same
 //! order whatever the width: the compiler does not reassociate float operations, and Rust never
-//! fuses a multiply and an add into an FMA by itself. The tests below run each kernel on the
-//! baseline and on the widest set and compare the bits.
+//! fuses a multiply and an add into an FMA by itself. Each kernel's module has a test that runs it
+//! on the baseline and on the widest set and compares the bits (`same_bits_on_every_width` in
+//! this module's tests).
 
 use pulp::{Arch, Simd, WithSimd};
 
