@@ -2,7 +2,7 @@
 //!
 //! | group | work |
 //! |---|---|
-//! | `forward` | encoder forward of full-length sequences (no autodiff) |
+//! | `forward` | sequence vectors of full-length sequences (`forward_pooled`, no autodiff) |
 //! | `encode_items` | [`recformer_train::encode_all_items`] over a synthetic catalogue (items of 30-45 tokens) |
 //! | `finetune_step` | forward + full-softmax loss over a 4,344-item matrix + backward + AdamW |
 //! | `pretrain_step` | two forwards (histories, target items) for IIC + two masked passes with the masked-only MLM loss, backward, AdamW |
@@ -139,13 +139,7 @@ fn bench_backend<B: AutodiffBackend>(c: &mut Criterion, backend: &str, device: B
         let infer = model.valid();
         let input = synthetic_input::<B::InnerBackend>(&config, batch, tokens, &device);
         group.bench_function(id("forward"), |b| {
-            b.iter(|| {
-                infer
-                    .longformer
-                    .forward(input.clone())
-                    .pooler_output
-                    .into_data()
-            })
+            b.iter(|| infer.longformer.forward_pooled(input.clone()).into_data())
         });
 
         let items = catalogue(&config, ENCODED_ITEMS);
@@ -169,7 +163,7 @@ fn bench_backend<B: AutodiffBackend>(c: &mut Criterion, backend: &str, device: B
         group.bench_function(id("finetune_step"), |b| {
             b.iter(|| {
                 let m = current.take().expect("model");
-                let z = m.longformer.forward(train_input.clone()).pooler_output;
+                let z = m.longformer.forward_pooled(train_input.clone());
                 let loss = finetune_loss(z, matrix.clone(), &labels, config.temp, 4096);
                 let grads = GradientsParams::from_grads(loss.backward(), &m);
                 current = Some(optim.step(5e-5, m, grads));
@@ -194,8 +188,8 @@ fn bench_backend<B: AutodiffBackend>(c: &mut Criterion, backend: &str, device: B
         group.bench_function(id("pretrain_step"), |b| {
             b.iter(|| {
                 let m = current.take().expect("model");
-                let z1 = m.longformer.forward(train_input.clone()).pooler_output;
-                let z2 = m.longformer.forward(item_input.clone()).pooler_output;
+                let z1 = m.longformer.forward_pooled(train_input.clone());
+                let z2 = m.longformer.forward_pooled(item_input.clone());
                 let iic = iic_loss(z1, z2, config.temp).loss;
                 let ha = m.longformer.forward(train_input.clone()).last_hidden_state;
                 let hb = m.longformer.forward(item_input.clone()).last_hidden_state;

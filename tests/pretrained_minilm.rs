@@ -48,6 +48,7 @@ fn assert_close(actual: &[f32], expected: &[f32], what: &str) {
         .zip(expected)
         .map(|(a, e)| (a - e).abs())
         .fold(0f32, f32::max);
+    eprintln!("{what}: worst |ours - HF| {worst:.3e}");
     assert!(
         worst <= 1e-4 * scale.max(1.0),
         "{what}: max |diff| {worst} (scale {scale})"
@@ -110,9 +111,20 @@ fn converted_minilm_reproduces_hf_vectors_on_scientific_items() {
             int((0..l).map(|i| (i > 0) as i64).collect()),
         );
         for (pooler, reference) in [(Pooler::Cls, &item.cls), (Pooler::Avg, &item.mean)] {
-            let out = model.clone().with_pooler(pooler).forward(input.clone());
+            let model = model.clone().with_pooler(pooler);
+            let out = model.forward(input.clone());
             let v: Vec<f32> = out.pooler_output.to_data().iter::<f32>().collect();
             assert_close(&v, reference, &format!("item {} {pooler:?}", item.item));
+            let pooled: Vec<f32> = model
+                .forward_pooled(input.clone())
+                .to_data()
+                .to_vec()
+                .unwrap();
+            assert_close(
+                &pooled,
+                reference,
+                &format!("item {} {pooler:?} pooled", item.item),
+            );
         }
     }
 }

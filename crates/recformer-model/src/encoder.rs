@@ -36,4 +36,31 @@ impl<B: Backend> LongformerEncoder<B> {
             layer.forward(hidden, masks, attention_impl)
         })
     }
+
+    /// The first token's row of [`forward`](Self::forward) alone, when it is global in every row
+    /// and no other token is ([`AttentionMasks::only_first_global_everywhere`]): every layer but
+    /// the last runs in full, the last only for token 0 ([`LongformerLayer::forward_first`]).
+    ///
+    /// # Shapes
+    /// - hidden_states: `[batch, seq_len, hidden]` (padded to the window multiple)
+    /// - output: `[batch, 1, hidden]`
+    pub fn forward_first(
+        &self,
+        hidden_states: Tensor<B, 3>,
+        masks: &AttentionMasks<B>,
+        attention_impl: AttentionImpl,
+    ) -> Tensor<B, 3> {
+        match self.layer.split_last() {
+            Some((last, layers)) => {
+                let hidden = layers.iter().fold(hidden_states, |hidden, layer| {
+                    layer.forward(hidden, masks, attention_impl)
+                });
+                last.forward_first(hidden, masks)
+            }
+            None => {
+                let [b, _, hidden] = hidden_states.dims();
+                hidden_states.slice([0..b, 0..1, 0..hidden])
+            }
+        }
+    }
 }

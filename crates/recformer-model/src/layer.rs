@@ -79,6 +79,23 @@ impl<B: Backend> LongformerAttention<B> {
             .forward(hidden_states.clone(), masks, attention_impl);
         self.output.forward(attn, hidden_states)
     }
+
+    /// Token 0's row of [`forward`](Self::forward) alone, when it is global in every row and no
+    /// other token is ([`AttentionMasks::only_first_global_everywhere`]).
+    ///
+    /// # Shapes
+    /// - hidden_states: `[batch, seq_len, hidden]`
+    /// - output: `[batch, 1, hidden]`
+    pub fn forward_first(
+        &self,
+        hidden_states: Tensor<B, 3>,
+        masks: &AttentionMasks<B>,
+    ) -> Tensor<B, 3> {
+        let [b, _, hidden] = hidden_states.dims();
+        let first = hidden_states.clone().slice([0..b, 0..1, 0..hidden]);
+        let attn = self.self_attn.forward_first(hidden_states, masks);
+        self.output.forward(attn, first)
+    }
 }
 
 /// `GELU(Dense(x))`, hidden -> intermediate (exact erf GELU).
@@ -181,6 +198,28 @@ impl<B: Backend> LongformerLayer<B> {
         attention_impl: AttentionImpl,
     ) -> Tensor<B, 3> {
         let attention_output = self.attention.forward(hidden_states, masks, attention_impl);
+        self.feed_forward(attention_output)
+    }
+
+    /// Token 0's row of [`forward`](Self::forward) alone, when it is global in every row and no
+    /// other token is ([`AttentionMasks::only_first_global_everywhere`]): every other row of the
+    /// layer's output would only feed the rows of later layers, and this one has none. The local
+    /// attention does not run and the feed-forward block sees one row per sequence.
+    ///
+    /// # Shapes
+    /// - hidden_states: `[batch, seq_len, hidden]`
+    /// - output: `[batch, 1, hidden]`
+    pub fn forward_first(
+        &self,
+        hidden_states: Tensor<B, 3>,
+        masks: &AttentionMasks<B>,
+    ) -> Tensor<B, 3> {
+        let attention_output = self.attention.forward_first(hidden_states, masks);
+        self.feed_forward(attention_output)
+    }
+
+    /// The feed-forward block with its residual and LayerNorm.
+    fn feed_forward(&self, attention_output: Tensor<B, 3>) -> Tensor<B, 3> {
         let intermediate = self.intermediate.forward(attention_output.clone());
         self.output.forward(intermediate, attention_output)
     }

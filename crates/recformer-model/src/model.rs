@@ -1,6 +1,6 @@
 //! `RecformerModel` (`recformer/models.py :: RecformerModel`): embeddings + Longformer encoder + CLS pooler.
 
-use burn::module::Module;
+use burn::module::{Module, ParamId};
 use burn::tensor::{backend::Backend, Int, Tensor};
 
 use crate::attention::{AttentionImpl, AttentionMasks};
@@ -121,10 +121,91 @@ impl<B: Backend> RecformerModel<B> {
     /// gives the same result with less work: a Scientific item (~40 tokens) is no longer
     /// computed at 64.
     ///
+    /// When only the sequence vectors are needed, [`forward_pooled`](Self::forward_pooled)
+    /// computes less.
+    ///
     /// # Shapes
     /// - input: `[batch, seq_len]` each
     /// - last_hidden_state: `[batch, seq_len, hidden]`, pooler_output: `[batch, hidden]`
     pub fn forward(&self, input: RecformerInput<B>) -> RecformerModelOutput<B> {
+        let [batch, seq_len] = input.dims();
+        let real_tokens = input.attention_mask.clone();
+        let (embedding_output, masks) = self.embed(input);
+        let hidden = self
+            .encoder
+            .forward(embedding_output, &masks, self.attention_impl);
+        let [_, padded_len, hidden_size] = hidden.dims();
+        let last_hidden_state = if padded_len > seq_len {
+            hidden.slice([0..batch, 0..seq_len, 0..hidden_size])
+        } else {
+            hidden
+        };
+        let pooler_output = self.pooler.forward(last_hidden_state.clone(), real_tokens);
+        RecformerModelOutput {
+            last_hidden_state,
+            pooler_output,
+        }
+    }
+
+    /// The sequence vectors alone: `forward(input).pooler_output`, computed with less work where
+    /// the pooler reads only the first token ([`Pooler::Cls`]) and that token is the only global
+    /// one in every row (RecFormer's inputs): the last layer then runs for token 0 only
+    /// ([`LongformerEncoder::forward_first`]), about `1 / num_hidden_layers` of the encoder's
+    /// work less. Otherwise the full forward. The same function; the last layer's products are
+    /// computed on fewer rows, so results agree to rounding.
+    ///
+    /// In training, the last layer's local `query` / `key` / `value` then get no gradient (in the
+    /// full forward theirs is exactly zero): with weight decay, an optimizer would not decay
+    /// them ([`params_outside_pooled`](Self::params_outside_pooled)).
+    ///
+    /// # Shapes
+    /// - input: `[batch, seq_len]` each
+    /// - output: `[batch, hidden]`
+    pub fn forward_pooled(&self, input: RecformerInput<B>) -> Tensor<B, 2> {
+        if self.pooler != Pooler::Cls {
+            return self.forward(input).pooler_output;
+        }
+        let [batch, _] = input.dims();
+        let (embedding_output, masks) = self.embed(input);
+        let first = if masks.only_first_global_everywhere {
+            self.encoder
+                .forward_first(embedding_output, &masks, self.attention_impl)
+        } else {
+            let hidden = self
+                .encoder
+                .forward(embedding_output, &masks, self.attention_impl);
+            let hidden_size = hidden.dims()[2];
+            hidden.slice([0..batch, 0..1, 0..hidden_size])
+        };
+        let hidden_size = first.dims()[2];
+        first.reshape([batch, hidden_size])
+    }
+
+    /// The ids of the parameters that [`forward_pooled`](Self::forward_pooled) does not use and
+    /// the full forward uses only for rows the pooler discards: the last layer's local `query`,
+    /// `key` and `value` (weights and biases). Their gradient through the full forward is
+    /// exactly zero; an optimizer that should treat them as PyTorch does (weight decay on a zero
+    /// gradient) registers zeros for them.
+    pub fn params_outside_pooled(&self) -> Vec<ParamId> {
+        let Some(last) = self.encoder.layer.last() else {
+            return Vec::new();
+        };
+        let attn = &last.attention.self_attn;
+        [&attn.query, &attn.key, &attn.value]
+            .into_iter()
+            .flat_map(|linear| {
+                std::iter::once(linear.weight.id).chain(linear.bias.as_ref().map(|b| b.id))
+            })
+            .collect()
+    }
+
+    /// Window padding, masks and embeddings: the encoder's input.
+    ///
+    /// # Shapes
+    /// - input: `[batch, seq_len]` each
+    /// - output: `[batch, padded_len, hidden]`, where `padded_len` is `seq_len` or, when a layer
+    ///   runs the banded path, its next window multiple
+    fn embed(&self, input: RecformerInput<B>) -> (Tensor<B, 3>, AttentionMasks<B>) {
         let [batch, seq_len] = input.dims();
         let window = self.max_attention_window;
         let padded_len = seq_len.next_multiple_of(window);
@@ -146,7 +227,6 @@ impl<B: Backend> RecformerModel<B> {
         let input_ids = pad(input.input_ids, pad_id);
         let item_position_ids = pad(input.item_position_ids, pad_id);
         let token_type_ids = pad(input.token_type_ids, 0);
-        let real_tokens = input.attention_mask.clone();
         let attention_mask = pad(input.attention_mask, 0);
         let global_attention_mask = pad(input.global_attention_mask, 0);
 
@@ -154,19 +234,6 @@ impl<B: Backend> RecformerModel<B> {
         let embedding_output =
             self.embeddings
                 .forward(input_ids, token_type_ids, item_position_ids);
-        let hidden = self
-            .encoder
-            .forward(embedding_output, &masks, self.attention_impl);
-        let hidden_size = hidden.dims()[2];
-        let last_hidden_state = if padding_len > 0 {
-            hidden.slice([0..batch, 0..seq_len, 0..hidden_size])
-        } else {
-            hidden
-        };
-        let pooler_output = self.pooler.forward(last_hidden_state.clone(), real_tokens);
-        RecformerModelOutput {
-            last_hidden_state,
-            pooler_output,
-        }
+        (embedding_output, masks)
     }
 }

@@ -42,6 +42,13 @@ fn check_file(file: &str, prefix: CheckpointPrefix) {
                 ATOL,
                 &format!("{what} pooler_output"),
             );
+            assert_close(
+                model.forward_pooled(case.input::<Cpu>(&device)).to_data(),
+                case.expected("pooler_output"),
+                RTOL,
+                ATOL,
+                &format!("{what} forward_pooled"),
+            );
             if let Some(head) = &loaded.lm_head {
                 assert_close(
                     head.forward(out.last_hidden_state).to_data(),

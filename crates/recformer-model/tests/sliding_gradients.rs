@@ -1,4 +1,6 @@
-//! The banded attention's gradients against the dense oracle's, in f64.
+//! The fast paths' gradients against their oracles', in f64: the banded attention against the
+//! dense one, the first token's global attention through the `*_global` weights against the
+//! projected keys and values, the pooled-only forward against the full one.
 //!
 //! Its own test binary on purpose: Burn 0.21 keeps the default float dtype per device in
 //! process-wide state, and `NdArray<f32>` and `NdArray<f64>` share the CPU device. Once any f32
@@ -11,14 +13,17 @@
 
 mod common;
 
+use burn::backend::autodiff::grads::Gradients;
 use burn::backend::{Autodiff, NdArray};
-use burn::nn::DropoutConfig;
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::nn::{DropoutConfig, LinearConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Distribution, Int, Tensor, TensorData};
 use common::{assert_close, batch_on, tiny_config};
-use recformer_model::attention::reference::local_attention_dense;
+use recformer_model::attention::global::first_token_global_attention;
+use recformer_model::attention::reference::{global_attention, local_attention_dense};
 use recformer_model::attention::sliding::{local_attention_sliding, BandProduct};
-use recformer_model::{AttentionImpl, AttentionMasks, RecformerConfig};
+use recformer_model::{AttentionImpl, AttentionMasks, Pooler, RecformerConfig};
 
 type A = Autodiff<NdArray<f64>>;
 
@@ -114,6 +119,180 @@ fn both_band_products_equal_the_dense_oracle_with_gradients() {
         {
             assert_eq!(e.dtype, DType::F64, "{name}: not computed in f64");
             assert_close(g, e, 1e-6, 1e-9, &format!("{product:?} d/d{name}"));
+        }
+    }
+}
+
+/// The first token's global attention computed through the `*_global` weights against the oracle
+/// on projected keys and values: outputs and the gradients with respect to the query, the hidden
+/// states and both layers' weights and biases, with padding.
+#[test]
+fn first_token_global_attention_equals_the_projected_oracle_with_gradients() {
+    let device = Default::default();
+    let [b, h, d, l] = [3, 4, 5, 9];
+    let hidden = h * d;
+    A::seed(&device, 11);
+    let lengths = [l, l - 4, 1];
+    let mask: Vec<i64> = lengths
+        .iter()
+        .flat_map(|&n| (0..l).map(move |t| (t < n) as i64))
+        .collect();
+    let global: Vec<i64> = (0..b)
+        .flat_map(|_| (0..l).map(|t| (t == 0) as i64))
+        .collect();
+    let ints = |v: Vec<i64>| Tensor::<A, 2, Int>::from_data(TensorData::new(v, [b, l]), &device);
+    let masks = AttentionMasks::new(ints(mask), ints(global));
+    let dropout = DropoutConfig::new(0.0).init();
+    let key_global = LinearConfig::new(hidden, hidden).init::<A>(&device);
+    let value_global = LinearConfig::new(hidden, hidden).init::<A>(&device);
+    let query = Tensor::<A, 4>::random([b, h, 1, d], Distribution::Normal(0.0, 1.0), &device)
+        .require_grad();
+    let states = Tensor::<A, 3>::random([b, l, hidden], Distribution::Normal(0.0, 1.0), &device)
+        .require_grad();
+    let heads = |x: Tensor<A, 3>| x.reshape([b, l, h, d]).swap_dims(1, 2);
+    let run = |factored: bool| {
+        let out = if factored {
+            first_token_global_attention(
+                query.clone(),
+                states.clone(),
+                &key_global,
+                &value_global,
+                &masks,
+                &dropout,
+            )
+        } else {
+            global_attention(
+                query.clone(),
+                heads(key_global.forward(states.clone())),
+                heads(value_global.forward(states.clone())),
+                &masks,
+                &dropout,
+            )
+        };
+        let grads = (out.clone() * out.clone().cos()).sum().backward();
+        let grad = |name: &str, data: Option<TensorData>| (name.to_string(), data.expect(name));
+        let bias = |linear: &burn::nn::Linear<A>| linear.bias.as_ref().unwrap().grad(&grads);
+        let all = [
+            grad("query", query.grad(&grads).map(|g| g.into_data())),
+            grad("hidden_states", states.grad(&grads).map(|g| g.into_data())),
+            grad(
+                "key_global.weight",
+                key_global.weight.grad(&grads).map(|g| g.into_data()),
+            ),
+            grad("key_global.bias", bias(&key_global).map(|g| g.into_data())),
+            grad(
+                "value_global.weight",
+                value_global.weight.grad(&grads).map(|g| g.into_data()),
+            ),
+            grad(
+                "value_global.bias",
+                bias(&value_global).map(|g| g.into_data()),
+            ),
+        ];
+        (out.into_data(), all)
+    };
+    let (expected, expected_grads) = run(false);
+    let (out, grads) = run(true);
+    assert_eq!(expected.dtype, DType::F64, "not computed in f64");
+    assert_close(out, expected, 1e-9, 1e-9, "output");
+    for ((name, g), (_, e)) in grads.into_iter().zip(expected_grads) {
+        let scale = e.iter::<f64>().fold(0f64, |m, v| m.max(v.abs())) as f32;
+        if name == "key_global.bias" {
+            // `q · bk` shifts every score of a row alike: the softmax does not see it, so the
+            // gradient is zero up to rounding on both paths.
+            let largest = g.iter::<f64>().fold(scale as f64, |m, v| m.max(v.abs()));
+            assert!(largest < 1e-12, "{name}: {largest}");
+            continue;
+        }
+        assert!(scale > 0.0, "{name}: zero gradient");
+        assert_close(g, e, 1e-9, 1e-9 * scale, &format!("d/d{name}"));
+    }
+}
+
+/// Every parameter's gradient as [`Param::grad`] gives it.
+struct CollectGrads<'a> {
+    grads: &'a Gradients,
+    out: Vec<(ParamId, Option<TensorData>)>,
+}
+
+impl ModuleVisitor<A> for CollectGrads<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<A, D>>) {
+        let grad = param.grad(self.grads).map(|g| g.into_data());
+        self.out.push((param.id, grad));
+    }
+}
+
+/// `forward_pooled` against `forward(..).pooler_output`: the same vectors and the same gradient
+/// for every parameter, except the last layer's local projections, whose gradient through the
+/// full forward is exactly zero and which the pooled forward does not use at all. Also on the
+/// patterns where it must fall back to the full forward (no global token in a row, the `avg`
+/// pooler).
+#[test]
+fn pooled_forward_equals_the_full_forward_with_gradients() {
+    let device = Default::default();
+    let config = RecformerConfig {
+        hidden_dropout_prob: 0.0,
+        attention_probs_dropout_prob: 0.0,
+        ..tiny_config(4, 3)
+    };
+    A::seed(&device, 5);
+    let model = config.init_model::<A>(&device);
+    let outside = model.params_outside_pooled();
+    assert_eq!(outside.len(), 6, "query, key, value weights and biases");
+    let weights = Tensor::<A, 2>::random([3, 32], Distribution::Normal(0.0, 1.0), &device);
+    let cases = [
+        ("cls", Pooler::Cls, false),
+        ("first row not global", Pooler::Cls, true),
+        ("avg", Pooler::Avg, false),
+    ];
+    for (what, pooler, drop_one_global) in cases {
+        for imp in [AttentionImpl::Dense, AttentionImpl::Sliding] {
+            let model = model.clone().with_attention_impl(imp).with_pooler(pooler);
+            let mut input = batch_on::<A>(&[11, 8, 3], &config, 23);
+            if drop_one_global {
+                let ones = Tensor::<A, 2, Int>::ones([1, 1], &device);
+                input.global_attention_mask = input
+                    .global_attention_mask
+                    .slice_assign([1..2, 0..1], ones.zeros_like());
+            }
+            let grads_of = |pooled: bool| {
+                let z = if pooled {
+                    model.forward_pooled(input.clone())
+                } else {
+                    model.forward(input.clone()).pooler_output
+                };
+                let grads = (z.clone() * weights.clone()).sum().backward();
+                let mut visitor = CollectGrads {
+                    grads: &grads,
+                    out: Vec::new(),
+                };
+                model.visit(&mut visitor);
+                (z.into_data(), visitor.out)
+            };
+            let label = format!("{what} {imp:?}");
+            let (full, full_grads) = grads_of(false);
+            let (pooled, pooled_grads) = grads_of(true);
+            assert_eq!(full.dtype, DType::F64, "not computed in f64");
+            assert_close(pooled, full, 1e-9, 1e-9, &format!("{label} vectors"));
+            let trimmed = what == "cls";
+            for ((id, p), (_, f)) in pooled_grads.into_iter().zip(full_grads) {
+                match (p, f) {
+                    (p, Some(f)) if trimmed && outside.contains(&id) => {
+                        assert!(p.is_none(), "{label}: {id} used by the pooled forward");
+                        assert!(f.iter::<f64>().all(|v| v == 0.0), "{label}: {id} not zero");
+                    }
+                    (Some(p), Some(f)) => {
+                        let scale = f.iter::<f64>().fold(0f64, |m, v| m.max(v.abs())) as f32;
+                        assert_close(p, f, 1e-9, 1e-9 * scale, &format!("{label} {id}"));
+                    }
+                    (p, f) => {
+                        assert!(
+                            p.is_none() && f.is_none(),
+                            "{label}: {id} only one has a gradient"
+                        )
+                    }
+                }
+            }
         }
     }
 }

@@ -81,7 +81,7 @@ pub fn encode_histories<B: Backend>(
     let encode = |chunk: &&[usize]| {
         let batch: Vec<EncodedSequence> = chunk.iter().map(|&i| seqs[i].clone()).collect();
         let input = to_input::<B>(&builder.pad(&batch), device);
-        model.forward(input).pooler_output
+        model.forward_pooled(input)
     };
     let done = in_waves::<B, _, _, std::convert::Infallible>(&batches, encode, |chunk, part| {
         parts.push(part);

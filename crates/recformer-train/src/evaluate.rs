@@ -117,7 +117,7 @@ pub fn evaluate<B: Backend>(
     rank_examples(items, examples, options, progress, |_, chunk| {
         let histories: Vec<&[usize]> = chunk.iter().map(|e| e.history.as_slice()).collect();
         let (_, input) = builder.batch::<B>(&histories, item_tokens, device);
-        Ok(model.forward(input).pooler_output)
+        Ok(model.forward_pooled(input))
     })
 }
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, ModuleVisitor, Param, ParamId};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
@@ -13,6 +13,22 @@ use crate::checkpoint;
 use crate::error::Result;
 use crate::optim::{adamw_config, clip_grad_norm};
 use crate::schedule::LrSchedule;
+
+/// Registers a zero gradient for each listed parameter that has none.
+struct ZeroWhereMissing<'a> {
+    ids: &'a [ParamId],
+    grads: &'a mut GradientsParams,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for ZeroWhereMissing<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if self.ids.contains(&param.id) && self.grads.get::<B::InnerBackend, D>(param.id).is_none()
+        {
+            let zeros: Tensor<B::InnerBackend, D> = param.val().inner().zeros_like();
+            self.grads.register::<B::InnerBackend, D>(param.id, zeros);
+        }
+    }
+}
 
 /// Settings of an [`OptimizerStepper`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,6 +67,7 @@ pub struct OptimizerStepper<B: AutodiffBackend, M: AutodiffModule<B>> {
     pub steps: usize,
     /// Learning rate of the last step.
     pub last_lr: f64,
+    zero_gradients_for: Option<fn(&M) -> Vec<ParamId>>,
 }
 
 impl<B: AutodiffBackend, M: AutodiffModule<B>> OptimizerStepper<B, M> {
@@ -63,7 +80,21 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> OptimizerStepper<B, M> {
             pending: 0,
             steps: 0,
             last_lr: 0.0,
+            zero_gradients_for: None,
         }
+    }
+
+    /// Parameters that PyTorch's graph reaches with an exactly zero gradient but this loop's
+    /// forward does not reach at all (e.g. [`RecformerModel::params_outside_pooled`] when the
+    /// loss reads [`RecformerModel::forward_pooled`]). When one has no gradient at a step, it is
+    /// given zeros, so that AdamW's weight decay shrinks it as `torch.optim.AdamW` does. Without
+    /// weight decay a zero gradient leaves a parameter exactly as it is, and nothing is added.
+    ///
+    /// [`RecformerModel::params_outside_pooled`]: recformer_model::RecformerModel::params_outside_pooled
+    /// [`RecformerModel::forward_pooled`]: recformer_model::RecformerModel::forward_pooled
+    pub fn with_zero_gradients_for(mut self, params: fn(&M) -> Vec<ParamId>) -> Self {
+        self.zero_gradients_for = Some(params);
+        self
     }
 
     /// Backward of one micro-batch; steps the optimizer when enough micro-batches are accumulated.
@@ -108,6 +139,15 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> OptimizerStepper<B, M> {
         }
         let mut grads = self.accumulator.grads();
         hook(&model, &mut grads);
+        if let Some(params) = self.zero_gradients_for {
+            if self.config.weight_decay != 0.0 {
+                let ids = params(&model);
+                model.visit(&mut ZeroWhereMissing {
+                    ids: &ids,
+                    grads: &mut grads,
+                });
+            }
+        }
         if let Some(max) = self.config.max_grad_norm {
             clip_grad_norm::<B, M>(&model, &mut grads, max);
         }

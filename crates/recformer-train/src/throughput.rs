@@ -154,11 +154,11 @@ pub fn measure<B: AutodiffBackend>(device: B::Device, a: &ThroughputArgs) -> Res
     let infer = model.valid();
     let input = synthetic_input::<B::InnerBackend>(&c, a.batch, a.tokens, &device);
     for _ in 0..a.warmup {
-        let _ = infer.forward(input.clone()).pooler_output.into_data();
+        let _ = infer.forward_pooled(input.clone()).into_data();
     }
     let t0 = Instant::now();
     for _ in 0..a.steps {
-        let _ = infer.forward(input.clone()).pooler_output.into_data();
+        let _ = infer.forward_pooled(input.clone()).into_data();
     }
     let fwd = t0.elapsed().as_secs_f64() / a.steps as f64;
 
@@ -170,7 +170,7 @@ pub fn measure<B: AutodiffBackend>(device: B::Device, a: &ThroughputArgs) -> Res
         .init();
     let input = synthetic_input::<B>(&c, a.batch, a.tokens, &device);
     let mut step = |model: RecformerModel<B>| {
-        let z = model.forward(input.clone()).pooler_output;
+        let z = model.forward_pooled(input.clone());
         let logits = cosine_logits(z.clone(), z.detach(), c.temp);
         let loss = logits.mean();
         let grads = GradientsParams::from_grads(loss.backward(), &model);

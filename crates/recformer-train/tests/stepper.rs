@@ -80,3 +80,59 @@ fn stages_with_a_hook_equal_backward_and_the_hook_runs_once_per_step() {
     assert!(hook_params > 0, "the hook sees the gradients of the model");
     assert_ne!(weights(&model_a), weights(&init), "the model was trained");
 }
+
+fn bias(m: &Linear<B>) -> Vec<f32> {
+    let bias = m.bias.as_ref().expect("bias").val();
+    bias.into_data().convert::<f32>().into_vec().unwrap()
+}
+
+fn bias_times_zero(m: &Linear<B>) -> Tensor<B, 1> {
+    m.bias.as_ref().unwrap().val().mul_scalar(0.0).sum()
+}
+
+/// A parameter listed with `with_zero_gradients_for` that the loss does not reach is stepped as
+/// if the loss reached it with an exactly zero gradient (weight decay shrinks it, as
+/// `torch.optim.AdamW` does); without the list it is left alone.
+#[test]
+fn listed_parameters_without_a_gradient_step_as_with_a_zero_one() {
+    let device = Default::default();
+    B::seed(&device, 9);
+    let init = LinearConfig::new(3, 2).init::<B>(&device);
+    let _ = (init.weight.val(), init.bias.as_ref().map(|b| b.val()));
+    let weight_loss = |m: &Linear<B>| m.weight.val().powi_scalar(2).sum();
+    let train = |mut stepper: OptimizerStepper<B, Linear<B>>, reach_bias: bool| {
+        let mut model = init.clone();
+        for _ in 0..4 {
+            let mut l = weight_loss(&model);
+            if reach_bias {
+                // In the graph, with a gradient of exactly zero.
+                l = l + bias_times_zero(&model);
+            }
+            model = stepper.backward(model, l);
+        }
+        model
+    };
+    let bias_ids = |m: &Linear<B>| vec![m.bias.as_ref().unwrap().id];
+    for weight_decay in [0.01, 0.0] {
+        let config = StepperConfig {
+            weight_decay,
+            ..config()
+        };
+        let reached = train(OptimizerStepper::new(config), true);
+        let listed = train(
+            OptimizerStepper::new(config).with_zero_gradients_for(bias_ids),
+            false,
+        );
+        let unlisted = train(OptimizerStepper::new(config), false);
+        assert_eq!(bias(&listed), bias(&reached), "weight decay {weight_decay}");
+        assert_eq!(
+            weights(&listed),
+            weights(&reached),
+            "weight decay {weight_decay}"
+        );
+        assert_eq!(bias(&unlisted), bias(&init), "weight decay {weight_decay}");
+        if weight_decay != 0.0 {
+            assert_ne!(bias(&reached), bias(&init), "weight decay moves the bias");
+        }
+    }
+}

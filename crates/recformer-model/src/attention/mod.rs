@@ -1,7 +1,9 @@
 //! `LongformerSelfAttention` (HF transformers 4.28 `modeling_longformer.py`), with two
 //! interchangeable implementations of the local part: a dense masked oracle ([`mod@reference`]) and a
-//! banded chunked path ([`sliding`]).
+//! banded chunked path ([`sliding`]); the first token's global attention through the `*_global`
+//! weights ([`global`]).
 
+pub mod global;
 pub mod reference;
 pub mod sliding;
 
@@ -86,6 +88,10 @@ pub struct AttentionMasks<B: Backend> {
     pub any_global: bool,
     /// Whether no token other than index 0 is global (RecFormer's pattern, or no global at all).
     pub global_only_first: bool,
+    /// Whether token 0 is global in every row and no other token is (RecFormer's pattern): the
+    /// first token's output then depends only on its global attention
+    /// ([`LongformerSelfAttention::forward_first`]).
+    pub only_first_global_everywhere: bool,
 }
 
 impl<B: Backend> AttentionMasks<B> {
@@ -107,11 +113,14 @@ impl<B: Backend> AttentionMasks<B> {
         let flags: Vec<bool> = host.iter::<bool>().collect();
         let any_global = flags.iter().any(|&g| g);
         let global_only_first = (0..batch).all(|b| (1..seq_len).all(|i| !flags[b * seq_len + i]));
+        let only_first_global_everywhere =
+            global_only_first && seq_len > 0 && (0..batch).all(|b| flags[b * seq_len]);
         Self {
             is_index_masked,
             is_index_global_attn,
             any_global,
             global_only_first,
+            only_first_global_everywhere,
         }
     }
 }
@@ -203,53 +212,84 @@ impl<B: Backend> LongformerSelfAttention<B> {
 
         let output = if !masks.any_global {
             local
+        } else if masks.global_only_first {
+            // Only token 0 can be global (RecFormer's pattern): one global query row, on both
+            // paths, with `key_global` / `value_global` applied through their weights. The
+            // other rows' global outputs would be discarded by the merge below.
+            let global_out = self.first_token_global(hidden_states, masks);
+            let first_is_global = masks
+                .is_index_global_attn
+                .clone()
+                .slice([0..b, 0..1])
+                .reshape([b, 1, 1, 1])
+                .expand([b, self.num_heads, 1, self.head_dim]);
+            let row0 = local
+                .clone()
+                .slice([0..b, 0..self.num_heads, 0..1, 0..self.head_dim])
+                .mask_where(first_is_global, global_out);
+            local.slice_assign([0..b, 0..self.num_heads, 0..1, 0..self.head_dim], row0)
         } else {
             let global_key = self.split_heads(per_token(&self.key_global, hidden_states.clone()));
             let global_value =
                 self.split_heads(per_token(&self.value_global, hidden_states.clone()));
             let heads = [b, self.num_heads, l, self.head_dim];
-            if masks.global_only_first {
-                // Only token 0 can be global (RecFormer's pattern): one global query row, on both
-                // paths. The other rows' global outputs would be discarded by the merge below.
-                let first = hidden_states.slice([0..b, 0..1, 0..hidden]);
-                let global_query = self.split_heads(per_token(&self.query_global, first) / scale);
-                let global_out = reference::global_attention(
-                    global_query,
-                    global_key,
-                    global_value,
-                    masks,
-                    &self.dropout,
-                );
-                let first_is_global = masks
-                    .is_index_global_attn
-                    .clone()
-                    .slice([0..b, 0..1])
-                    .reshape([b, 1, 1, 1])
-                    .expand([b, self.num_heads, 1, self.head_dim]);
-                let row0 = local
-                    .clone()
-                    .slice([0..b, 0..self.num_heads, 0..1, 0..self.head_dim])
-                    .mask_where(first_is_global, global_out);
-                local.slice_assign([0..b, 0..self.num_heads, 0..1, 0..self.head_dim], row0)
-            } else {
-                let global_query =
-                    self.split_heads(per_token(&self.query_global, hidden_states) / scale);
-                let global_out = reference::global_attention(
-                    global_query,
-                    global_key,
-                    global_value,
-                    masks,
-                    &self.dropout,
-                );
-                let is_global = masks
-                    .is_index_global_attn
-                    .clone()
-                    .reshape([b, 1, l, 1])
-                    .expand(heads);
-                local.mask_where(is_global, global_out)
-            }
+            let global_query =
+                self.split_heads(per_token(&self.query_global, hidden_states) / scale);
+            let global_out = reference::global_attention(
+                global_query,
+                global_key,
+                global_value,
+                masks,
+                &self.dropout,
+            );
+            let is_global = masks
+                .is_index_global_attn
+                .clone()
+                .reshape([b, 1, l, 1])
+                .expand(heads);
+            local.mask_where(is_global, global_out)
         };
         reshape(output.swap_dims(1, 2), [b, l, hidden])
+    }
+
+    /// Token 0's output alone, for when it is global in every row and no other token is
+    /// ([`AttentionMasks::only_first_global_everywhere`]): its global attention, exactly what
+    /// [`forward`](Self::forward) puts in row 0. The local projections do not run.
+    ///
+    /// # Shapes
+    /// - hidden_states: `[batch, seq_len, hidden]`
+    /// - output: `[batch, 1, hidden]`
+    pub fn forward_first(
+        &self,
+        hidden_states: Tensor<B, 3>,
+        masks: &AttentionMasks<B>,
+    ) -> Tensor<B, 3> {
+        let [b, _, hidden] = hidden_states.dims();
+        let out = self.first_token_global(hidden_states, masks);
+        reshape(out.swap_dims(1, 2), [b, 1, hidden])
+    }
+
+    /// Global attention of token 0 ([`global::first_token_global_attention`]).
+    ///
+    /// # Shapes
+    /// - hidden_states: `[batch, seq_len, hidden]` -> `[batch, heads, 1, head_dim]`
+    fn first_token_global(
+        &self,
+        hidden_states: Tensor<B, 3>,
+        masks: &AttentionMasks<B>,
+    ) -> Tensor<B, 4> {
+        let [b, _, hidden] = hidden_states.dims();
+        let scale = (self.head_dim as f64).sqrt();
+        let first = hidden_states.clone().slice([0..b, 0..1, 0..hidden]);
+        let first_query = self.split_heads(per_token(&self.query_global, first) / scale);
+        global::first_token_global_attention(
+            first_query,
+            hidden_states,
+            &self.key_global,
+            &self.value_global,
+            masks,
+            &self.dropout,
+        )
     }
 }
 

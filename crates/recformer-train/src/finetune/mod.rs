@@ -116,7 +116,9 @@ pub fn finetune<B: AutodiffBackend>(
     let stepper_config = config
         .optimizer
         .stepper(config.total_steps(train_users), DecayKind::Official);
-    let mut stepper = OptimizerStepper::<B, RecformerModel<B>>::new(stepper_config);
+    // The loss reads `forward_pooled`, which leaves the last layer's local projections out.
+    let mut stepper = OptimizerStepper::<B, RecformerModel<B>>::new(stepper_config)
+        .with_zero_gradients_for(RecformerModel::params_outside_pooled);
 
     let mut trainer = Trainer::<B>::new(config, data.spec.config(), data, run, device, progress);
     if config.variant == FinetuneVariant::ItemMatrix {

@@ -244,7 +244,7 @@ impl<'a, B: AutodiffBackend> Trainer<'a, B> {
                 self.data
                     .builder()
                     .batch::<B>(&histories, self.data.item_tokens, self.device);
-            let seq = model.forward(input).pooler_output;
+            let seq = model.forward_pooled(input);
             let loss = finetune_loss(
                 seq,
                 items_n.clone(),

@@ -186,9 +186,12 @@ pub fn pretrain<B: AutodiffBackend>(
     } else {
         model
     };
+    // The item-item loss reads `forward_pooled`; without MLM the last layer's local
+    // projections get no gradient.
     let mut stepper = OptimizerStepper::<B, RecformerForPretraining<B>>::new(
         config.optimizer.stepper(total_steps, DecayKind::Linear),
-    );
+    )
+    .with_zero_gradients_for(|m| m.longformer.params_outside_pooled());
     let mut r = Run {
         session: Session::new(run, progress),
         run,

@@ -80,8 +80,8 @@ pub fn pretrain_step<B: Backend, R: Rng>(
     let masked_a = mask_mlm(&batch_a, data.tokenizer(), mlm, rng);
     let masked_b = mask_mlm(&batch_b, data.tokenizer(), mlm, rng);
 
-    let z1 = model.longformer.forward(input_a.clone()).pooler_output;
-    let z2 = model.longformer.forward(input_b.clone()).pooler_output;
+    let z1 = model.longformer.forward_pooled(input_a.clone());
+    let z2 = model.longformer.forward_pooled(input_b.clone());
     let iic = iic_loss(z1, z2, temp);
     let accuracy = in_batch_accuracy(iic.logits.clone().detach());
 
@@ -154,8 +154,8 @@ pub fn validate_pretrain<B: Backend>(
         let (_, b) = data
             .builder()
             .batch::<B>(&target_refs, data.item_tokens, device);
-        let z1 = model.longformer.forward(a).pooler_output;
-        let z2 = model.longformer.forward(b).pooler_output;
+        let z1 = model.longformer.forward_pooled(a);
+        let z2 = model.longformer.forward_pooled(b);
         sum += in_batch_accuracy(iic_loss(z1, z2, temp).logits);
         batches += 1;
         progress.on_advance(chunk.len() as u64);
