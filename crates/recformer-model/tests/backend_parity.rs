@@ -55,6 +55,14 @@ fn compare_with_cpu<O: Backend>(device: O::Device, rtol: f32, atol_of_max: f32) 
             );
             let e = a.pooler_output.to_data();
             assert_close(b.pooler_output.to_data(), e.clone(), rtol, atol(&e), &what);
+            // The pooled-only forward (last layer for token 0 only) on this backend.
+            let pooled = other
+                .model
+                .clone()
+                .with_attention_impl(imp)
+                .forward_pooled(case.input::<O>(&device));
+            let what_pooled = format!("{what} forward_pooled");
+            assert_close(pooled.to_data(), e.clone(), rtol, atol(&e), &what_pooled);
             let la = cpu.lm_head.as_ref().unwrap().forward(a.last_hidden_state);
             let lb = other.lm_head.as_ref().unwrap().forward(b.last_hidden_state);
             let e = la.to_data();
