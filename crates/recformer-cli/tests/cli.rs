@@ -442,6 +442,32 @@ fn bench_prints_a_table_row_and_rejects_unknown_presets() {
     assert!(stdout.contains("| cpu | tiny | 2 x 24 |"), "{stdout}");
     fails(&["bench", "--preset", "huge"], "unknown preset `huge`");
     fails(&["bench", "--batch", "0"], "must be positive");
+    fails(
+        &["bench", "--device", "ndarray", "--precision", "bf16"],
+        "precision bf16 needs a backend with half-precision tensors",
+    );
+    fails(
+        &["bench", "--precision", "fp8"],
+        "expected f32, bf16 or f16",
+    );
+    let stdout = ok(&[
+        "bench",
+        "--device",
+        "flex",
+        "--precision",
+        "bf16",
+        "--preset",
+        "tiny",
+        "--batch",
+        "2",
+        "--tokens",
+        "24",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+    ]);
+    assert!(stdout.contains("| flex bf16 | tiny | 2 x 24 |"), "{stdout}");
 }
 
 #[test]

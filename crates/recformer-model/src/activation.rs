@@ -15,6 +15,7 @@
 //! values differ from Burn's on ~3% of inputs, by at most `|x|·2⁻²⁴` plus one rounding), the
 //! exact derivative, one kept tensor.
 
+use crate::precision::in_f32;
 use burn::tensor::{activation, backend::Backend, Tensor};
 
 /// `x · (1 + erf(x / √2)) / 2`, differentiated exactly.
@@ -43,6 +44,10 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 /// # Shapes
 /// - any; output as input
 pub fn softmax<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize) -> Tensor<B, D> {
+    in_f32(x, |x| softmax_f32(x, dim))
+}
+
+fn softmax_f32<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize) -> Tensor<B, D> {
     #[cfg(feature = "ndarray")]
     let x = match crate::ndarray_ops::softmax::softmax(x, dim) {
         Ok(y) => return y,

@@ -7,6 +7,7 @@
 //! | `Wgpu` / `WgpuAutodiff` | `burn::backend::Wgpu` | `wgpu` |
 //! | `Cuda` / `CudaAutodiff` | `burn::backend::Cuda` | `cuda` |
 
+use crate::precision::Precision;
 use std::str::FromStr;
 
 use crate::error::Error;
@@ -74,6 +75,20 @@ impl DeviceKind {
             DeviceKind::NdArray => cfg!(feature = "ndarray"),
             DeviceKind::Wgpu => cfg!(feature = "wgpu"),
             DeviceKind::Cuda => cfg!(feature = "cuda"),
+        }
+    }
+
+    /// Whether this backend computes in `precision` ([`crate::precision`]): every backend in
+    /// f32; half precision on Flex, wgpu and CUDA, not on NdArray (f32 and f64 only), nor on
+    /// [`Cpu`] when it is NdArray. (On wgpu the adapter must support the type.)
+    pub fn supports(self, precision: Precision) -> bool {
+        match precision {
+            Precision::F32 => true,
+            Precision::Bf16 | Precision::F16 => match self {
+                DeviceKind::Cpu => !cfg!(feature = "ndarray"),
+                DeviceKind::NdArray => false,
+                DeviceKind::Flex | DeviceKind::Wgpu | DeviceKind::Cuda => true,
+            },
         }
     }
 

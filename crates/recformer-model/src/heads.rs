@@ -10,6 +10,7 @@ use crate::init::{linear, materialize};
 use crate::input::{RecformerInput, RecformerModelOutput};
 use crate::layer_norm::layer_norm;
 use crate::model::RecformerModel;
+use crate::precision::full;
 use crate::reshape::reshape;
 use crate::token_linear::rows;
 
@@ -56,7 +57,8 @@ impl<B: Backend> LongformerLMHead<B> {
             self.layer_norm_eps,
             gelu(rows(&self.dense, hidden)),
         );
-        rows(&self.decoder, x) + self.bias.val().unsqueeze()
+        // f32 logits whatever the activations' type (`crate::precision`).
+        full(rows(&self.decoder, x)) + self.bias.val().unsqueeze()
     }
 
     /// # Shapes

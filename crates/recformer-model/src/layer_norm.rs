@@ -3,13 +3,24 @@
 use burn::nn::LayerNorm;
 use burn::tensor::{backend::Backend, Tensor};
 
+use crate::precision::in_f32;
+
 /// `module.forward(x)`, where `epsilon` is the one `module` was built with (burn-nn 0.21 keeps
 /// it private, so the modules store it beside it): on NdArray f32, with and without autodiff, one
-/// fused pass per row forward and backward (`ndarray_ops::layer_norm`); elsewhere Burn's.
+/// fused pass per row forward and backward (`ndarray_ops::layer_norm`); elsewhere Burn's. Half
+/// precision activations are normalised in f32 and handed back in their type (`crate::precision`).
 ///
 /// # Shapes
 /// - x: `[..., d]`; output as x
 pub(crate) fn layer_norm<B: Backend, const D: usize>(
+    module: &LayerNorm<B>,
+    epsilon: f64,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    in_f32(x, |x| layer_norm_f32(module, epsilon, x))
+}
+
+fn layer_norm_f32<B: Backend, const D: usize>(
     module: &LayerNorm<B>,
     epsilon: f64,
     x: Tensor<B, D>,

@@ -48,6 +48,7 @@ mod matmul;
 pub mod model;
 #[cfg(feature = "ndarray")]
 mod ndarray_ops;
+pub mod precision;
 pub mod presets;
 pub mod pretrained;
 mod reshape;
@@ -71,5 +72,6 @@ pub use loader::{
     MlmHead,
 };
 pub use model::{Pooler, RecformerModel};
+pub use precision::Precision;
 pub use save::save_safetensors;
 pub use similarity::{cosine_logits, cosine_scores, l2_normalize, normalized_scores};

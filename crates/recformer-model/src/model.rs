@@ -9,6 +9,7 @@ use crate::embeddings::RecformerEmbeddings;
 use crate::encoder::LongformerEncoder;
 use crate::init::materialize;
 use crate::input::{RecformerInput, RecformerModelOutput};
+use crate::precision::{cast_to, full, Precision};
 
 /// How the sequence vector is taken from the last hidden states (`pooler_type`). No parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,6 +72,9 @@ pub struct RecformerModel<B: Backend> {
     pub attention_impl: AttentionImpl,
     /// Pooling of the sequence vector (`pooler_type`).
     pub pooler: Pooler,
+    /// Float type of the products and activations (default [`Precision::F32`]; see
+    /// [`crate::precision`]). Outputs are f32 whatever it is.
+    pub precision: Precision,
 }
 
 impl<B: Backend> RecformerModel<B> {
@@ -89,6 +93,7 @@ impl<B: Backend> RecformerModel<B> {
             max_attention_window: config.max_attention_window(),
             attention_impl: AttentionImpl::default(),
             pooler: Pooler::from_name(&config.pooler_type).unwrap_or_default(),
+            precision: Precision::default(),
         }
     }
 
@@ -103,6 +108,13 @@ impl<B: Backend> RecformerModel<B> {
     /// Selects the local attention implementation.
     pub fn with_attention_impl(mut self, attention_impl: AttentionImpl) -> Self {
         self.attention_impl = attention_impl;
+        self
+    }
+
+    /// Selects the float type of the products and activations ([`crate::precision`]): bf16 or
+    /// f16 on a backend with half-precision tensors, parameters and outputs staying f32.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
         self
     }
 
@@ -134,6 +146,7 @@ impl<B: Backend> RecformerModel<B> {
         let hidden = self
             .encoder
             .forward(embedding_output, &masks, self.attention_impl);
+        let hidden = full(hidden);
         let [_, padded_len, hidden_size] = hidden.dims();
         let last_hidden_state = if padded_len > seq_len {
             hidden.slice([0..batch, 0..seq_len, 0..hidden_size])
@@ -178,7 +191,7 @@ impl<B: Backend> RecformerModel<B> {
             hidden.slice([0..batch, 0..1, 0..hidden_size])
         };
         let hidden_size = first.dims()[2];
-        first.reshape([batch, hidden_size])
+        full(first.reshape([batch, hidden_size]))
     }
 
     /// The ids of the parameters that [`forward_pooled`](Self::forward_pooled) does not use and
@@ -234,6 +247,11 @@ impl<B: Backend> RecformerModel<B> {
         let embedding_output =
             self.embeddings
                 .forward(input_ids, token_type_ids, item_position_ids);
+        let embedding_output = match self.precision {
+            // The parameters' own type (f32; f64 in tests): no cast.
+            Precision::F32 => embedding_output,
+            half => cast_to(embedding_output, half.dtype()),
+        };
         (embedding_output, masks)
     }
 }

@@ -11,6 +11,7 @@
 //! On NdArray the 2-D linear layer itself goes through `ndarray_ops`: the same GEMM called on
 //! strided views, so that the backward's transposed operands are not copied first.
 
+use crate::precision::cast_to;
 use crate::reshape::reshape;
 use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Tensor};
@@ -33,6 +34,15 @@ pub(crate) fn per_token<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tenso
 /// - x: `[rows, d_input]`
 /// - output: `[rows, d_output]`
 pub(crate) fn rows<B: Backend>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let dtype = x.dtype();
+    if layer.weight.val().dtype() != dtype {
+        // Mixed precision (`crate::precision`): the f32 parameters cast to the activations' type.
+        let y = x.matmul(cast_to(layer.weight.val(), dtype));
+        return match &layer.bias {
+            Some(bias) => y + cast_to(bias.val(), dtype).unsqueeze(),
+            None => y,
+        };
+    }
     #[cfg(feature = "ndarray")]
     let x = match crate::ndarray_ops::linear::linear(layer, x) {
         Ok(y) => return y,

@@ -16,7 +16,7 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use recformer_model::{cosine_logits, RecformerConfig, RecformerInput, RecformerModel};
+use recformer_model::{cosine_logits, Precision, RecformerConfig, RecformerInput, RecformerModel};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -33,6 +33,8 @@ pub struct ThroughputArgs {
     pub steps: usize,
     /// Untimed warm-up repetitions (kernel compilation, autotune).
     pub warmup: usize,
+    /// Float type of the products and activations (`recformer_model::precision`).
+    pub precision: Precision,
 }
 
 /// One measured configuration.
@@ -147,7 +149,7 @@ pub fn model_flops_per_token(c: &RecformerConfig, tokens: usize) -> f64 {
 /// An unknown preset, or a preset that cannot hold `tokens` tokens.
 pub fn measure<B: AutodiffBackend>(device: B::Device, a: &ThroughputArgs) -> Result<ThroughputRow> {
     let c = preset(&a.preset, a.tokens)?;
-    let model: RecformerModel<B> = c.init_model(&device);
+    let model: RecformerModel<B> = c.init_model(&device).with_precision(a.precision);
     let flops_tok = model_flops_per_token(&c, a.tokens);
 
     // Forward (inference, no autodiff graph).
@@ -188,7 +190,11 @@ pub fn measure<B: AutodiffBackend>(device: B::Device, a: &ThroughputArgs) -> Res
     let train = t0.elapsed().as_secs_f64() / a.steps as f64;
 
     Ok(ThroughputRow {
-        device: a.device.clone(),
+        // "cuda bf16": the precision in the report's device column (f32 unmarked).
+        device: match a.precision {
+            Precision::F32 => a.device.clone(),
+            p => format!("{} {}", a.device, p.name()),
+        },
         preset: a.preset.clone(),
         batch: a.batch,
         tokens: a.tokens,

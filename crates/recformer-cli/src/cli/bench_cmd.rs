@@ -3,7 +3,9 @@
 use anyhow::Result;
 use recformer_train::throughput::{measure, ThroughputArgs, ThroughputRow};
 
-use super::common::{parse_device, with_autodiff_backend};
+use recformer_model::Precision;
+
+use super::common::{check_precision, parse_device, with_autodiff_backend};
 
 /// Arguments of `bench`.
 #[derive(Debug, clap::Args)]
@@ -26,6 +28,14 @@ pub struct BenchArgs {
     /// Untimed warm-up repetitions.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
+    /// Float type of the products and activations: f32, or bf16 / f16 (flex, wgpu, cuda);
+    /// parameters, optimizer state and loss stay f32.
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    pub precision: Precision,
+}
+
+fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
+    Precision::from_name(s).ok_or_else(|| format!("{s}: expected f32, bf16 or f16"))
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -34,6 +44,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "--batch, --tokens and --steps must be positive"
     );
     let kind = parse_device(&a.device)?;
+    check_precision(kind, a.precision)?;
     let args = ThroughputArgs {
         device: a.device.clone(),
         preset: a.preset.clone(),
@@ -41,6 +52,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         tokens: a.tokens,
         steps: a.steps,
         warmup: a.warmup,
+        precision: a.precision,
     };
     let row = with_autodiff_backend!(kind, B, device, {
         measure::<B>(device, &args).map_err(anyhow::Error::from)

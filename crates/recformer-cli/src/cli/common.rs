@@ -6,13 +6,26 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use recformer_data::{FinetuneDataset, ItemTokens, RecformerDataConfig, RecformerTokenizer};
 use recformer_model::backend::DeviceKind;
-use recformer_model::RecformerConfig;
+use recformer_model::{Precision, RecformerConfig};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// Parses `--device` (`cpu`, `wgpu`, `cuda`), naming the cargo feature a missing backend needs.
 pub fn parse_device(s: &str) -> Result<DeviceKind> {
     s.parse::<DeviceKind>()
         .map_err(|e| anyhow::anyhow!("--device {s}: {e}"))
+}
+
+/// An error unless the backend of `kind` computes in `precision` (half precision needs Flex,
+/// wgpu or CUDA).
+pub fn check_precision(kind: DeviceKind, precision: Precision) -> Result<()> {
+    anyhow::ensure!(
+        kind.supports(precision),
+        "precision {} needs a backend with half-precision tensors (--device flex, wgpu or cuda); \
+         --device {} computes in f32",
+        precision.name(),
+        kind.name()
+    );
+    Ok(())
 }
 
 /// Runs `$body` with `$B` bound to the inference backend of `$kind` and `$dev` to its default device.

@@ -14,7 +14,9 @@ use recformer_train::{
     PretrainConfig, PretrainData, RunDir,
 };
 
-use super::common::{load_catalogue, load_config, parse_device, preset, with_autodiff_backend};
+use super::common::{
+    check_precision, load_catalogue, load_config, parse_device, preset, with_autodiff_backend,
+};
 use super::{interrupt, Bars};
 
 /// Options shared by the training commands.
@@ -178,6 +180,7 @@ pub fn run_pretrain(a: PretrainArgs) -> Result<()> {
     let cfg = pretrain_config(&a)?;
     interrupt::install();
     let kind = parse_device(&a.common.device)?;
+    check_precision(kind, cfg.precision)?;
     with_autodiff_backend!(kind, B, device, {
         pretrain_on::<B>(&a, &cfg, &device).map(|_| ())
     })
@@ -187,6 +190,7 @@ pub fn run_finetune(a: FinetuneArgs) -> Result<()> {
     let cfg = finetune_config(&a)?;
     interrupt::install();
     let kind = parse_device(&a.common.device)?;
+    check_precision(kind, cfg.precision)?;
     with_autodiff_backend!(kind, B, device, {
         finetune_on::<B>(&a, &cfg, &device, true).map(|_| ())
     })

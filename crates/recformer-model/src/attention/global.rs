@@ -19,10 +19,11 @@
 use burn::nn::{Dropout, Linear};
 use burn::tensor::{backend::Backend, Tensor};
 
-use super::{mask_value, AttentionMasks};
+use super::{mask_value_for, AttentionMasks};
 use crate::activation::softmax;
 use crate::dropout::dropout as apply_dropout;
 use crate::matmul::matmul;
+use crate::precision::cast_to;
 use crate::reshape::reshape;
 
 /// Global attention of token 0 over every non-padding token, with the `key_global` /
@@ -42,20 +43,23 @@ pub fn first_token_global_attention<B: Backend>(
 ) -> Tensor<B, 4> {
     let [b, h, _, d] = first_query.dims();
     let [_, l, hidden] = hidden_states.dims();
+    let dtype = hidden_states.dtype();
     let query = reshape(first_query, [b, h, d]);
+    // Mixed precision (`crate::precision`): the f32 parameters in the activations' type.
+    let param = |p: &burn::module::Param<Tensor<B, 2>>| cast_to(p.val(), dtype);
+    let bias = |p: &burn::module::Param<Tensor<B, 1>>| cast_to(p.val(), dtype).reshape([1, h, d]);
 
     // Wk q per head: [h, b, d] x [h, d, hidden] -> [h, b, hidden].
-    let key_weight = key_global
-        .weight
-        .val()
+    let key_weight = param(&key_global.weight)
         .reshape([hidden, h, d])
         .permute([1, 2, 0]);
     let folded_query = matmul(query.clone().swap_dims(0, 1), key_weight).swap_dims(0, 1);
     // [b, h, hidden] x [b, hidden, l] -> [b, h, l]
     let mut scores = matmul(folded_query, hidden_states.clone().swap_dims(1, 2));
-    if let Some(bias) = &key_global.bias {
-        scores = scores + (query * bias.val().reshape([1, h, d])).sum_dim(2);
+    if let Some(key_bias) = &key_global.bias {
+        scores = scores + (query * bias(key_bias)).sum_dim(2);
     }
+    let mask_value = mask_value_for(scores.dtype());
     let key_masked = masks
         .is_index_masked
         .clone()
@@ -63,19 +67,17 @@ pub fn first_token_global_attention<B: Backend>(
         .expand([b, h, l]);
     let probs = apply_dropout(
         dropout,
-        softmax(scores.mask_fill(key_masked, mask_value::<B>()), 2),
+        softmax(scores.mask_fill(key_masked, mask_value), 2),
     );
 
     // Σ_j p_j x_j: [b, h, l] x [b, l, hidden] -> [b, h, hidden]; then through Wv per head.
     let mixed = matmul(probs.clone(), hidden_states);
-    let value_weight = value_global
-        .weight
-        .val()
+    let value_weight = param(&value_global.weight)
         .reshape([hidden, h, d])
         .swap_dims(0, 1);
     let mut out = matmul(mixed.swap_dims(0, 1), value_weight).swap_dims(0, 1);
-    if let Some(bias) = &value_global.bias {
-        out = out + probs.sum_dim(2) * bias.val().reshape([1, h, d]);
+    if let Some(value_bias) = &value_global.bias {
+        out = out + probs.sum_dim(2) * bias(value_bias);
     }
     reshape(out, [b, h, 1, d])
 }

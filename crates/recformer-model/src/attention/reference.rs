@@ -9,7 +9,7 @@ use crate::dropout::dropout as apply_dropout;
 use burn::nn::Dropout;
 use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 
-use super::{mask_value, AttentionMasks};
+use super::{mask_value_for, AttentionMasks};
 use crate::matmul::matmul;
 
 /// `band[i, j] = |i - j| <= w` for an `[l, l]` grid.
@@ -57,8 +57,9 @@ pub fn local_attention_dense<B: Backend>(
         .bool_or(key_global)
         .expand([b, h, l, l]);
 
-    let attn_scores =
-        matmul(query, key.swap_dims(2, 3)).mask_fill(allowed.bool_not(), mask_value::<B>());
+    let scores = matmul(query, key.swap_dims(2, 3));
+    let mask_value = mask_value_for(scores.dtype());
+    let attn_scores = scores.mask_fill(allowed.bool_not(), mask_value);
     let attn_probs =
         softmax(attn_scores, 3).mask_fill(masked.reshape([b, 1, l, 1]).expand([b, h, l, l]), 0.0);
     matmul(apply_dropout(dropout, attn_probs), value)
@@ -85,7 +86,8 @@ pub fn global_attention<B: Backend>(
         .clone()
         .reshape([b, 1, 1, l])
         .expand([b, h, n, l]);
-    let scores =
-        matmul(global_query, global_key.swap_dims(2, 3)).mask_fill(key_masked, mask_value::<B>());
+    let scores = matmul(global_query, global_key.swap_dims(2, 3));
+    let mask_value = mask_value_for(scores.dtype());
+    let scores = scores.mask_fill(key_masked, mask_value);
     matmul(apply_dropout(dropout, softmax(scores, 3)), global_value)
 }

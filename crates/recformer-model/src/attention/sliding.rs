@@ -15,8 +15,9 @@ use crate::dropout::dropout as apply_dropout;
 use burn::nn::Dropout;
 use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 
-use super::{mask_value, AttentionMasks};
+use super::{mask_value_for, AttentionMasks};
 use crate::matmul::matmul;
+use crate::precision::cast_to;
 use crate::reshape::reshape;
 
 /// `allowed[r, s] = r <= s <= r + 2w` for a block of `w` queries against `3w` window keys.
@@ -42,7 +43,7 @@ fn block_band<B: Backend>(w: usize, device: &B::Device) -> Tensor<B, 2, Bool> {
 /// - output: `[batch, heads, seq_len / w + 2, w, head_dim]`
 pub(crate) fn padded_blocks<B: Backend>(x: Tensor<B, 4>, w: usize) -> Tensor<B, 5> {
     let [b, h, l, d] = x.dims();
-    let zeros = Tensor::<B, 4>::zeros([b, h, w, d], &x.device());
+    let zeros = cast_to(Tensor::<B, 4>::zeros([b, h, w, d], &x.device()), x.dtype());
     reshape(
         Tensor::cat(vec![zeros.clone(), x, zeros], 2),
         [b, h, l / w + 2, w, d],
@@ -157,10 +158,9 @@ pub fn local_attention_sliding<B: Backend>(
     } else {
         allowed
     };
-    let attn_scores = band_scores.mask_fill(
-        allowed.expand([b, h, nb, w, cols]).bool_not(),
-        mask_value::<B>(),
-    );
+    let mask_value = mask_value_for(band_scores.dtype());
+    let attn_scores =
+        band_scores.mask_fill(allowed.expand([b, h, nb, w, cols]).bool_not(), mask_value);
 
     let attn_probs = softmax(attn_scores, 4).mask_fill(
         masked.reshape([b, 1, nb, w, 1]).expand([b, h, nb, w, cols]),

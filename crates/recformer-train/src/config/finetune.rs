@@ -1,5 +1,6 @@
 //! Finetuning settings and recipes.
 
+use recformer_model::Precision;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -72,6 +73,10 @@ pub struct FinetuneConfig {
     /// Cap on users per *validation* evaluation (`None`: all; for quick experiments). The test
     /// evaluations (zero-shot and final) always use every user. Default: None.
     pub max_eval_users: Option<usize>,
+    /// Float type of the encoder's products and activations: `f32`, or `bf16` / `f16` on a
+    /// backend with half-precision tensors (Flex, wgpu, CUDA); parameters, the optimizer's state
+    /// and the losses stay f32 (`recformer_model::precision`). Default: f32.
+    pub precision: Precision,
 }
 
 impl Default for FinetuneConfig {
@@ -93,6 +98,7 @@ impl Default for FinetuneConfig {
             exclude_history: false,
             initial_test_eval: true,
             max_eval_users: None,
+            precision: Precision::F32,
         }
     }
 }

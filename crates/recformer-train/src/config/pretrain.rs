@@ -1,5 +1,6 @@
 //! Pretraining settings.
 
+use recformer_model::Precision;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,10 @@ pub struct PretrainConfig {
     pub val_max_sequences: Option<usize>,
     /// Best checkpoints (by dev accuracy) kept in the run directory. Default: 5.
     pub save_top_k: usize,
+    /// Float type of the encoder's products and activations: `f32`, or `bf16` / `f16` on a
+    /// backend with half-precision tensors (Flex, wgpu, CUDA); parameters, the optimizer's state
+    /// and the losses stay f32 (`recformer_model::precision`). Default: f32.
+    pub precision: Precision,
 }
 
 impl Default for PretrainConfig {
@@ -65,6 +70,7 @@ impl Default for PretrainConfig {
             val_batch_size: 16,
             val_max_sequences: None,
             save_top_k: 5,
+            precision: Precision::F32,
         }
     }
 }

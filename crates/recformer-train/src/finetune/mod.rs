@@ -108,6 +108,7 @@ pub fn finetune<B: AutodiffBackend>(
     if train_users == 0 {
         return Err(Error::InvalidData("no user has a training sequence".into()));
     }
+    let model = model.with_precision(config.precision);
     let mut model = if config.fix_word_embedding {
         freeze_word_embeddings(model)
     } else {

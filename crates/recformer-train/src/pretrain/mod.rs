@@ -181,11 +181,13 @@ pub fn pretrain<B: AutodiffBackend>(
         ..MlmConfig::default()
     };
     let temp = model_config.temp;
-    let mut model = if config.fix_word_embedding {
-        freeze_pretraining_word_embeddings(model)
-    } else {
-        model
+    let mut model = RecformerForPretraining {
+        longformer: model.longformer.with_precision(config.precision),
+        ..model
     };
+    if config.fix_word_embedding {
+        model = freeze_pretraining_word_embeddings(model);
+    }
     // The item-item loss reads `forward_pooled`; without MLM the last layer's local
     // projections get no gradient.
     let mut stepper = OptimizerStepper::<B, RecformerForPretraining<B>>::new(
