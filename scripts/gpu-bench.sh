@@ -10,7 +10,8 @@
 #
 # Rows: `recformer bench` (random weights; its training step is the in-batch contrastive step:
 # forward, cosine loss, backward, AdamW; no MLM passes) for mini at 80 x 512 and base at
-# 16 x 1024, with the peak GPU memory sampled by nvidia-smi every 100 ms; with .gpu/model, one
+# 16 x 1024, each in f32 and in bf16 (`--precision bf16`: bf16 products and activations, f32
+# parameters, LayerNorm, softmax and loss), with the peak GPU memory sampled by nvidia-smi every 100 ms; with .gpu/model, one
 # Scientific finetuning epoch (wall time of a 1-epoch run, item encodings included), item
 # encoding (items/s, as `encode-items` prints) and full-ranking evaluation of the test users.
 # Nothing here estimates: a row that cannot run says why.
@@ -48,17 +49,18 @@ row() { echo "| $1 | $2 | $3 |" >> "$table"; }
 {
   echo "=== machine"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-  for shape in "mini 80 512" "base 16 1024"; do
+  for shape in "mini 80 512 f32" "mini 80 512 bf16" "base 16 1024 f32" "base 16 1024 bf16"; do
     set -- $shape
-    echo; echo "=== bench $1 $2 x $3"
-    out=$(with_peak timeout 240 "$R" bench --device cuda --preset "$1" --batch "$2" --tokens "$3" --steps 5 --warmup 2 2>&1)
+    echo; echo "=== bench $1 $2 x $3 $4"
+    out=$(with_peak timeout 150 "$R" bench --device cuda --preset "$1" --batch "$2" --tokens "$3" --precision "$4" \
+      --steps 5 --warmup 2 2>&1)
     echo "$out"
     ms=$(echo "$out" | train_ms)
     peak=$(echo "$out" | sed -n 's/^peak_mib=//p')
     if [ -n "$ms" ]; then
-      row "$1 training step, $2 x $3" "$ms ms = $(awk -v b="$2" -v m="$ms" 'BEGIN{printf "%.0f", b*1000/m}') sequences/s" "$peak"
+      row "$1 training step, $2 x $3, $4" "$ms ms = $(awk -v b="$2" -v m="$ms" 'BEGIN{printf "%.0f", b*1000/m}') sequences/s" "$peak"
     else
-      row "$1 training step, $2 x $3" "did not run (see gpu-bench.log)" "$peak"
+      row "$1 training step, $2 x $3, $4" "did not run (see gpu-bench.log)" "$peak"
     fi
   done
   if [ -d "$G/model" ] && [ -d "$DATA" ]; then
