@@ -79,17 +79,16 @@ impl DeviceKind {
     }
 
     /// Whether this backend computes in `precision` ([`crate::precision`]): every backend in
-    /// f32; half precision on Flex, wgpu and CUDA, not on NdArray (f32 and f64 only), nor on
-    /// [`Cpu`] when it is NdArray. (On wgpu the adapter must support the type.)
+    /// f32; bf16 and f16 on Flex and CUDA; f16 on wgpu (WGSL has no bf16; the adapter must
+    /// support f16); not NdArray (f32 and f64 only), nor [`Cpu`] when it is NdArray.
     pub fn supports(self, precision: Precision) -> bool {
-        match precision {
-            Precision::F32 => true,
-            Precision::Bf16 | Precision::F16 => match self {
-                DeviceKind::Cpu => !cfg!(feature = "ndarray"),
-                DeviceKind::NdArray => false,
-                DeviceKind::Flex | DeviceKind::Wgpu | DeviceKind::Cuda => true,
-            },
-        }
+        let half = match self {
+            DeviceKind::Cpu => !cfg!(feature = "ndarray"),
+            DeviceKind::NdArray => false,
+            DeviceKind::Flex | DeviceKind::Cuda => true,
+            DeviceKind::Wgpu => precision == Precision::F16,
+        };
+        precision == Precision::F32 || half
     }
 
     /// The lowercase name (`cpu`, `flex`, `ndarray`, `wgpu`, `cuda`).
@@ -146,6 +145,20 @@ impl FromStr for DeviceKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn half_precision_only_where_the_backend_has_half_tensors() {
+        use DeviceKind::*;
+        for kind in [Cpu, Flex, NdArray, Wgpu, Cuda] {
+            assert!(kind.supports(Precision::F32), "{kind:?}");
+        }
+        for precision in [Precision::Bf16, Precision::F16] {
+            assert!(!NdArray.supports(precision));
+            assert!(Flex.supports(precision) && Cuda.supports(precision));
+            assert_eq!(Cpu.supports(precision), !cfg!(feature = "ndarray"));
+        }
+        assert!(Wgpu.supports(Precision::F16) && !Wgpu.supports(Precision::Bf16));
+    }
 
     #[test]
     fn parses_cpu_and_rejects_unknown() {

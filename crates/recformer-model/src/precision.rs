@@ -9,8 +9,9 @@
 //! as under PyTorch's `torch.autocast(dtype=torch.bfloat16)`.
 //!
 //! With [`Precision::F32`] (the default) no cast is inserted anywhere: the same operations as
-//! without this module. Half precision needs a backend with half-precision tensors (Flex, wgpu,
-//! CUDA); NdArray computes in f32 and f64 only.
+//! without this module. Half precision needs a backend with half-precision tensors: bf16 and
+//! f16 on Flex and CUDA, f16 on wgpu (`backend::DeviceKind::supports`); NdArray computes in f32
+//! and f64 only.
 
 use burn::tensor::{backend::Backend, DType, Tensor};
 use serde::{Deserialize, Serialize};

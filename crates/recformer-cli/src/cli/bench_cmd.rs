@@ -28,7 +28,7 @@ pub struct BenchArgs {
     /// Untimed warm-up repetitions.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
-    /// Float type of the products and activations: f32, or bf16 / f16 (flex, wgpu, cuda);
+    /// Float type of the products and activations: f32, or bf16 / f16 (flex, cuda; f16 on wgpu);
     /// parameters, optimizer state and loss stay f32.
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
     pub precision: Precision,

@@ -15,13 +15,12 @@ pub fn parse_device(s: &str) -> Result<DeviceKind> {
         .map_err(|e| anyhow::anyhow!("--device {s}: {e}"))
 }
 
-/// An error unless the backend of `kind` computes in `precision` (half precision needs Flex,
-/// wgpu or CUDA).
+/// An error unless the backend of `kind` computes in `precision` (`DeviceKind::supports`).
 pub fn check_precision(kind: DeviceKind, precision: Precision) -> Result<()> {
     anyhow::ensure!(
         kind.supports(precision),
-        "precision {} needs a backend with half-precision tensors (--device flex, wgpu or cuda); \
-         --device {} computes in f32",
+        "precision {} needs a backend with half-precision tensors (--device flex or cuda; \
+         f16 also wgpu); --device {} does not compute in it",
         precision.name(),
         kind.name()
     );

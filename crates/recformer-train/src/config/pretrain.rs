@@ -45,7 +45,7 @@ pub struct PretrainConfig {
     /// Best checkpoints (by dev accuracy) kept in the run directory. Default: 5.
     pub save_top_k: usize,
     /// Float type of the encoder's products and activations: `f32`, or `bf16` / `f16` on a
-    /// backend with half-precision tensors (Flex, wgpu, CUDA); parameters, the optimizer's state
+    /// backend with half-precision tensors (Flex, CUDA; f16 on wgpu); parameters, the optimizer's state
     /// and the losses stay f32 (`recformer_model::precision`). Default: f32.
     pub precision: Precision,
 }
