@@ -68,15 +68,10 @@ fn sliding_gradients_equal_dense_oracle_gradients() {
     }
 }
 
-/// Both band products against the dense oracle at the attention level: outputs and the gradients
-/// with respect to query, key and value, with padding and a global first token.
-#[test]
-fn both_band_products_equal_the_dense_oracle_with_gradients() {
+/// Masks of right-padded rows of these real lengths in `l` positions, token 0 global.
+fn first_global_masks(lengths: &[usize], l: usize) -> AttentionMasks<A> {
     let device = Default::default();
-    let [b, h, w, d] = [2, 3, 2, 4];
-    let l = 5 * w;
-    A::seed(&device, 7);
-    let lengths = [l, l - 3];
+    let b = lengths.len();
     let mask: Vec<i64> = lengths
         .iter()
         .flat_map(|&n| (0..l).map(move |t| (t < n) as i64))
@@ -85,7 +80,18 @@ fn both_band_products_equal_the_dense_oracle_with_gradients() {
         .flat_map(|_| (0..l).map(|t| (t == 0) as i64))
         .collect();
     let ints = |v: Vec<i64>| Tensor::<A, 2, Int>::from_data(TensorData::new(v, [b, l]), &device);
-    let masks = AttentionMasks::new(ints(mask), ints(global));
+    AttentionMasks::new(ints(mask), ints(global))
+}
+
+/// Both band products against the dense oracle at the attention level: outputs and the gradients
+/// with respect to query, key and value, with padding and a global first token.
+#[test]
+fn both_band_products_equal_the_dense_oracle_with_gradients() {
+    let device = Default::default();
+    let [b, h, w, d] = [2, 3, 2, 4];
+    let l = 5 * w;
+    A::seed(&device, 7);
+    let masks = first_global_masks(&[l, l - 3], l);
     let dropout = DropoutConfig::new(0.0).init();
     let qkv = || {
         Tensor::<A, 4>::random([b, h, l, d], Distribution::Normal(0.0, 1.0), &device).require_grad()
@@ -132,16 +138,7 @@ fn first_token_global_attention_equals_the_projected_oracle_with_gradients() {
     let [b, h, d, l] = [3, 4, 5, 9];
     let hidden = h * d;
     A::seed(&device, 11);
-    let lengths = [l, l - 4, 1];
-    let mask: Vec<i64> = lengths
-        .iter()
-        .flat_map(|&n| (0..l).map(move |t| (t < n) as i64))
-        .collect();
-    let global: Vec<i64> = (0..b)
-        .flat_map(|_| (0..l).map(|t| (t == 0) as i64))
-        .collect();
-    let ints = |v: Vec<i64>| Tensor::<A, 2, Int>::from_data(TensorData::new(v, [b, l]), &device);
-    let masks = AttentionMasks::new(ints(mask), ints(global));
+    let masks = first_global_masks(&[l, l - 4, 1], l);
     let dropout = DropoutConfig::new(0.0).init();
     let key_global = LinearConfig::new(hidden, hidden).init::<A>(&device);
     let value_global = LinearConfig::new(hidden, hidden).init::<A>(&device);
