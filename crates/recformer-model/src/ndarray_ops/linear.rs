@@ -1,5 +1,6 @@
 //! A linear layer (`x · W + b`, `x` of rank 2) on NdArray: Burn's `linear` op with its products
-//! (forward, `grad · Wᵀ`, `xᵀ · grad`) on strided GEMM; the bias and its gradient stay NdArray's.
+//! (forward, `grad · Wᵀ`, `xᵀ · grad`) on strided GEMM ([`super::sgemm`] for the large ones,
+//! the bias added in its epilogue, else matrixmultiply); the bias gradient stays NdArray's.
 
 use core::marker::PhantomData;
 
@@ -15,9 +16,9 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_autodiff::{Autodiff, NodeId};
 use burn_ndarray::NdArrayTensor;
 use ndarray::parallel::prelude::*;
-use ndarray::{ArcArray, ArrayView2, Axis, Ix1, Ix2, IxDyn};
+use ndarray::{ArcArray, Array2, ArrayView2, Axis, Ix1, Ix2, IxDyn};
 
-use super::{gemm, primitive, tensor, Float, Kind};
+use super::{gemm, gemm_into, primitive, tensor, Float, Kind};
 
 /// `layer` on the rows of `x` through strided GEMM when `B` is NdArray or `Autodiff<NdArray>`
 /// (see the module [`super`]); `Err(x)` for every other backend.
@@ -76,17 +77,22 @@ where
         (Some(x), Some(w)) => (x, w),
         _ => return NdArray::<E>::linear(x, weight, bias),
     };
-    let mut y = gemm(x, w);
-    if let Some(bias) = &bias {
-        // Burn adds the bias as a `[1, d_output]` row, one addition per element: the same
-        // additions here, in place and row by row in parallel (burn-ndarray's add allocates a
-        // new array on one thread).
-        let bias = E::view(bias)
+    let bias = bias.as_ref().map(|bias| {
+        E::view(bias)
             .and_then(|b| b.into_dimensionality::<Ix1>().ok())
-            .expect("a rank-1 bias of the weight's type (checked by `linear`)");
-        y.axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .for_each(|mut row| row += &bias);
+            .expect("a rank-1 bias of the weight's type (checked by `linear`)")
+    });
+    let mut y = Array2::<E>::zeros((x.nrows(), w.ncols()));
+    if !E::fast_gemm(&x, &w, bias.as_ref(), &mut y.view_mut()) {
+        gemm_into(&x, &w, &mut y.view_mut());
+        if let Some(bias) = &bias {
+            // Burn adds the bias as a `[1, d_output]` row, one addition per element: the same
+            // additions here, in place and row by row in parallel (burn-ndarray's add allocates
+            // a new array on one thread).
+            y.axis_iter_mut(Axis(0))
+                .into_par_iter()
+                .for_each(|mut row| row += bias);
+        }
     }
     E::wrap(y.into_dyn().into_shared())
 }
@@ -264,9 +270,15 @@ mod tests {
     fn outputs_and_gradients_equal_burns_linear_bit_for_bit() {
         let device = Default::default();
         // Shapes off the GEMM kernel's tile sizes; a contiguous input and a transposed view.
-        for (rows, d_in, d_out, bias) in
-            [(37, 23, 19, true), (130, 64, 200, true), (9, 48, 31, false)]
-        {
+        // The last two are large enough for `sgemm` (every product, forward and backward, over
+        // two blocks of the sum), the others stay on matrixmultiply.
+        for (rows, d_in, d_out, bias) in [
+            (37, 23, 19, true),
+            (130, 64, 200, true),
+            (9, 48, 31, false),
+            (300, 270, 130, true),
+            (260, 300, 140, false),
+        ] {
             let layer = layer::<Ad>(d_in, d_out, bias);
             let r = Tensor::<Ad, 2>::random([rows, d_out], Distribution::Normal(0.0, 1.0), &device);
             let contiguous =
@@ -318,12 +330,16 @@ mod tests {
     #[test]
     fn inference_equals_burns_linear_bit_for_bit() {
         let device = Default::default();
-        let layer = layer::<Plain>(40, 24, true);
-        let x = Tensor::<Plain, 2>::random([70, 40], Distribution::Normal(0.0, 1.0), &device);
-        let burn = layer.forward(x.clone());
-        let ours =
-            linear(&layer, x.clone()).unwrap_or_else(|_| panic!("NdArray takes the strided path"));
-        assert_eq!(bits(burn.into_data()), bits(ours.into_data()));
+        // matrixmultiply's size, then `sgemm`'s (with the bias in its epilogue).
+        for (rows, d_in, d_out) in [(70, 40, 24), (300, 270, 130)] {
+            let layer = layer::<Plain>(d_in, d_out, true);
+            let x =
+                Tensor::<Plain, 2>::random([rows, d_in], Distribution::Normal(0.0, 1.0), &device);
+            let burn = layer.forward(x.clone());
+            let ours = linear(&layer, x.clone())
+                .unwrap_or_else(|_| panic!("NdArray takes the strided path"));
+            assert_eq!(bits(burn.into_data()), bits(ours.into_data()));
+        }
     }
 
     #[cfg(feature = "flex")]

@@ -37,6 +37,7 @@ pub(crate) mod layer_norm;
 pub(crate) mod linear;
 pub(crate) mod matmul;
 pub(crate) mod reshape;
+pub(crate) mod sgemm;
 pub(crate) mod simd;
 pub(crate) mod softmax;
 
@@ -49,8 +50,8 @@ use burn_autodiff::Autodiff;
 use burn_ndarray::{FloatNdArrayElement, NdArrayTensor};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{
-    ArcArray, Array2, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, CowArray, Ix2, IxDyn,
-    LinalgScalar,
+    ArcArray, Array2, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, CowArray, Ix2,
+    IxDyn, LinalgScalar,
 };
 use rayon::prelude::*;
 
@@ -96,10 +97,18 @@ trait Float: FloatNdArrayElement + LinalgScalar + Send + Sync {
     /// The tensor's array, if it is of this type (without a copy unless it was borrowed from
     /// loaded bytes).
     fn shared(tensor: NdArrayTensor) -> Result<ArcArray<Self, IxDyn>, NdArrayTensor>;
+    /// `c = a · b`, then `+ bias` on every row, by [`sgemm::gemm`] if it handles the operands
+    /// (bit for bit matrixmultiply's product and the bias addition after it); `false` otherwise.
+    fn fast_gemm(
+        a: &ArrayView2<'_, Self>,
+        b: &ArrayView2<'_, Self>,
+        bias: Option<&ArrayView1<'_, Self>>,
+        c: &mut ArrayViewMut2<'_, Self>,
+    ) -> bool;
 }
 
 macro_rules! float {
-    ($ty:ty, $variant:ident) => {
+    ($ty:ty, $variant:ident, $fast_gemm:expr) => {
         impl Float for $ty {
             fn view(tensor: &NdArrayTensor) -> Option<ArrayViewD<'_, Self>> {
                 match tensor {
@@ -116,20 +125,30 @@ macro_rules! float {
                     other => Err(other),
                 }
             }
+            fn fast_gemm(
+                a: &ArrayView2<'_, Self>,
+                b: &ArrayView2<'_, Self>,
+                bias: Option<&ArrayView1<'_, Self>>,
+                c: &mut ArrayViewMut2<'_, Self>,
+            ) -> bool {
+                $fast_gemm(a, b, bias, c)
+            }
         }
     };
 }
-float!(f32, F32);
-float!(f64, F64);
+float!(f32, F32, sgemm::gemm);
+float!(f64, F64, |_, _, _, _| false);
 
 /// `out = a · b` (either may be any view): burn-ndarray's own call (`general_mat_mul`, α = 1,
-/// β = 0), without its copies of the operands.
+/// β = 0), without its copies of the operands, or [`sgemm`]'s product with the same bits.
 fn gemm_into<E: Float>(
     a: &ArrayView2<'_, E>,
     b: &ArrayView2<'_, E>,
     out: &mut ArrayViewMut2<'_, E>,
 ) {
-    general_mat_mul(E::one(), a, b, E::zero(), out);
+    if !E::fast_gemm(a, b, None, out) {
+        general_mat_mul(E::one(), a, b, E::zero(), out);
+    }
 }
 
 /// `a · b` into a new standard-layout matrix.
