@@ -14,8 +14,8 @@
 //!   packing or the threads (the tests compare with ndarray's `general_mat_mul`);
 //! - a 14 × 32 micro-kernel (28 accumulators, 2 loads and 14 broadcasts per 28 FMAs, against
 //!   16 × 16's 1 load and 16 broadcasts per 16 FMAs);
-//! - the right operand packed in parallel, then tasks of [`MC`] rows on rayon's pool, each
-//!   packing its own rows of the left operand;
+//! - the right operand packed in parallel, then tasks of at most [`MC`] rows on rayon's pool,
+//!   each packing its own rows of the left operand (into buffers kept by each thread);
 //! - a bias row added in the last block's epilogue: `(ab + C) + b`, the same two roundings as
 //!   the GEMM followed by Burn's bias addition.
 //!
@@ -93,11 +93,42 @@ fn pack_a(
                 }
             }
         } else {
-            for (r, row) in panel.axis_iter(Axis(0)).enumerate() {
-                for (p, &v) in row.iter().enumerate() {
-                    out[p * MR + r] = v;
-                }
+            pack_rows(panel, kc, out);
+        }
+    }
+}
+
+/// One micro-panel of `a` (at most [`MR`] rows of `kc` columns) as `out[p][r]`, read along its
+/// rows: 16 columns of every row at a time, transposed through a fixed-size tile (the
+/// compiler sees every bound).
+fn pack_rows(panel: ArrayView2<'_, f32>, kc: usize, out: &mut [f32]) {
+    const Q: usize = 16;
+    let rows: Vec<_> = panel.axis_iter(Axis(0)).collect();
+    let slices: Option<Vec<&[f32]>> = rows.iter().map(|row| row.as_slice()).collect();
+    let Some(slices) = slices else {
+        for (r, row) in rows.iter().enumerate() {
+            for (p, &v) in row.iter().enumerate() {
+                out[p * MR + r] = v;
             }
+        }
+        return;
+    };
+    let whole = kc / Q * Q;
+    for (step, dst) in out[..whole * MR].chunks_exact_mut(MR * Q).enumerate() {
+        let mut tile = [[0.0_f32; Q]; MR];
+        for (t, src) in tile.iter_mut().zip(&slices) {
+            *t = src[step * Q..step * Q + Q].try_into().expect("Q columns");
+        }
+        let dst: &mut [f32; MR * Q] = dst.try_into().expect("MR × Q values");
+        for q in 0..Q {
+            for r in 0..MR {
+                dst[q * MR + r] = tile[r][q];
+            }
+        }
+    }
+    for p in whole..kc {
+        for (r, src) in slices.iter().enumerate() {
+            out[p * MR + r] = src[p];
         }
     }
 }
@@ -128,6 +159,9 @@ fn pack_b(b: &ArrayView2<'_, f32>, p0: usize, kc: usize, panel: usize, out: &mut
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use std::cell::RefCell;
+    use std::thread::LocalKey;
+
     use ndarray::parallel::prelude::*;
     use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Axis};
     use pulp::x86::V4;
@@ -144,7 +178,7 @@ mod avx512 {
         bias: Option<&ArrayView1<'_, f32>>,
         c: &mut ArrayViewMut2<'_, f32>,
     ) {
-        let (k, n) = b.dim();
+        let ((m, k), n) = (a.dim(), b.ncols());
         let panels = n.div_ceil(NR);
         // The bias padded to whole panels (the epilogue reads NR at a time).
         let bias: Option<Vec<f32>> = bias.map(|bias| {
@@ -152,10 +186,52 @@ mod avx512 {
             padded.iter_mut().zip(bias).for_each(|(d, s)| *d = *s);
             padded
         });
-        let mut packed_b = vec![0.0_f32; panels * NR * KC.min(k)];
-        for p0 in (0..k).step_by(KC) {
+        // Tasks of `mc` rows: at most MC, and at least four per thread when C has few rows
+        // (a weight's gradient has `d_in` rows), so that they spread evenly.
+        let mc = m
+            .div_ceil(4 * rayon::current_num_threads())
+            .next_multiple_of(MR)
+            .clamp(MR, MC);
+        let product = Product {
+            simd,
+            a,
+            b,
+            bias: bias.as_deref(),
+            mc,
+        };
+        with_buffer(&PACKED_B, panels * NR * KC.min(k), |packed_b| {
+            for p0 in (0..k).step_by(KC) {
+                product.block(p0, packed_b, c);
+            }
+        });
+    }
+
+    /// The operands of one product and how it is split.
+    struct Product<'a, 'v> {
+        simd: V4,
+        a: &'a ArrayView2<'v, f32>,
+        b: &'a ArrayView2<'v, f32>,
+        /// The bias padded to whole panels.
+        bias: Option<&'a [f32]>,
+        /// Rows of C per task.
+        mc: usize,
+    }
+
+    impl Product<'_, '_> {
+        /// Block `p0 ..` of the sum: the right operand's rows packed in parallel, then the
+        /// tasks, each packing its rows of the left operand and running them against every
+        /// packed panel.
+        fn block(&self, p0: usize, packed_b: &mut [f32], c: &mut ArrayViewMut2<'_, f32>) {
+            let Product {
+                simd,
+                a,
+                b,
+                bias,
+                mc,
+            } = *self;
+            let (k, n) = b.dim();
             let kc = KC.min(k - p0);
-            let packed_b = &mut packed_b[..panels * NR * kc];
+            let packed_b = &mut packed_b[..n.div_ceil(NR) * NR * kc];
             packed_b
                 .par_chunks_mut(NR * kc)
                 .enumerate()
@@ -163,18 +239,16 @@ mod avx512 {
             let packed_b = &*packed_b;
             let block = Block {
                 first: p0 == 0,
-                bias: bias.as_deref().filter(|_| p0 + kc == k),
+                bias: bias.filter(|_| p0 + kc == k),
                 kc,
             };
-            c.axis_chunks_iter_mut(Axis(0), MC)
+            c.axis_chunks_iter_mut(Axis(0), mc)
                 .into_par_iter()
                 .enumerate()
-                .for_each_init(
-                    || vec![0.0_f32; MC * KC],
-                    |packed_a, (task, mut rows)| {
-                        let i0 = task * MC;
-                        let h = rows.nrows();
-                        let packed_a = &mut packed_a[..h.div_ceil(MR) * MR * kc];
+                .for_each(|(task, mut rows)| {
+                    let i0 = task * mc;
+                    let h = rows.nrows();
+                    with_buffer(&PACKED_A, h.div_ceil(MR) * MR * kc, |packed_a| {
                         pack_a(a, i0..i0 + h, p0, kc, packed_a);
                         Simd::vectorize(
                             simd,
@@ -186,9 +260,39 @@ mod avx512 {
                                 c: &mut rows,
                             },
                         );
-                    },
-                );
+                    });
+                });
         }
+    }
+
+    thread_local! {
+        /// The packed left operand's rows of the task running on this thread.
+        static PACKED_A: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+        /// The packed right operand of the product this thread called.
+        static PACKED_B: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Buffers up to this many floats (16 MiB) stay with their thread for the next product;
+    /// larger ones (an MLM head over a big vocabulary) are freed after it.
+    const KEEP: usize = 1 << 22;
+
+    /// `f` on `len` floats of this thread's buffer `key` (reused: no allocation, no zeroing
+    /// per product), or of a new one when the buffer is in use (a product called from a task
+    /// of another product on the same thread) or larger than [`KEEP`].
+    fn with_buffer<R>(
+        key: &'static LocalKey<RefCell<Vec<f32>>>,
+        len: usize,
+        f: impl FnOnce(&mut [f32]) -> R,
+    ) -> R {
+        key.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buffer) if len <= KEEP => {
+                if buffer.len() < len {
+                    buffer.resize(len, 0.0);
+                }
+                f(&mut buffer[..len])
+            }
+            _ => f(&mut vec![0.0; len]),
+        })
     }
 
     /// What one block of the sum does in its epilogue.
@@ -268,120 +372,34 @@ mod avx512 {
     /// One row of a tile: `row = acc` (first block) or `acc + row`, then `+ bias`.
     #[inline(always)]
     fn epilogue(simd: V4, acc: [f32x16; 2], row: &mut [f32], first: bool, bias: Option<&[f32]>) {
-        let mut lanes: [f32; NR] = pulp::bytemuck::cast(acc);
         let w = row.len();
+        let mut full = [0.0_f32; NR];
+        let out: &mut [f32; NR] = match row.try_into() {
+            Ok(out) => out,
+            Err(_) => {
+                full[..w].copy_from_slice(row);
+                &mut full
+            }
+        };
+        let mut v = acc;
         if !first {
-            let mut old = [0.0_f32; NR];
-            old[..w].copy_from_slice(row);
-            let old: [f32x16; 2] = pulp::bytemuck::cast(old);
-            let sum = [
-                simd.add_f32x16(acc[0], old[0]),
-                simd.add_f32x16(acc[1], old[1]),
-            ];
-            lanes = pulp::bytemuck::cast(sum);
+            let old: [f32x16; 2] = pulp::bytemuck::cast(*out);
+            v = [simd.add_f32x16(v[0], old[0]), simd.add_f32x16(v[1], old[1])];
         }
         if let Some(bias) = bias {
-            let v: [f32x16; 2] = pulp::bytemuck::cast(lanes);
-            let sum = [
-                simd.add_f32x16(v[0], load(&bias[..16])),
-                simd.add_f32x16(v[1], load(&bias[16..])),
+            let bias: [f32; NR] = bias.try_into().expect("NR bias values");
+            let bias: [f32x16; 2] = pulp::bytemuck::cast(bias);
+            v = [
+                simd.add_f32x16(v[0], bias[0]),
+                simd.add_f32x16(v[1], bias[1]),
             ];
-            lanes = pulp::bytemuck::cast(sum);
         }
-        row.copy_from_slice(&lanes[..w]);
+        *out = pulp::bytemuck::cast(v);
+        if w < NR {
+            row.copy_from_slice(&full[..w]);
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use ndarray::linalg::general_mat_mul;
-    use ndarray::{Array1, Array2, ShapeBuilder};
-
-    use super::*;
-
-    /// Deterministic values of mixed magnitudes (so that a different order of the sums would
-    /// round differently).
-    fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        (0..len)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                let u = (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
-                u * (1.0 + (s >> 60) as f32)
-            })
-            .collect()
-    }
-
-    fn matrix(rows: usize, cols: usize, column_major: bool, seed: u64) -> Array2<f32> {
-        Array2::from_shape_vec((rows, cols).set_f(column_major), values(rows * cols, seed))
-            .expect("shape")
-    }
-
-    fn bits(a: &Array2<f32>) -> Vec<u32> {
-        a.iter().map(|v| v.to_bits()).collect()
-    }
-
-    fn avx512() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        return std::is_x86_feature_detected!("avx512f");
-        #[cfg(not(target_arch = "x86_64"))]
-        return false;
-    }
-
-    /// Every shape class (edges of the micro-kernel and of the tasks, one to three blocks of
-    /// the sum), every operand layout, with and without a bias: the same bits as
-    /// matrixmultiply's product followed by the bias addition.
-    #[test]
-    fn same_bits_as_matrixmultiply_then_the_bias() {
-        let shapes = [
-            (150, 300, 70),
-            (113, 513, 47),
-            (224, 256, 64),
-            (29, 700, 130),
-        ];
-        for (case, &(m, k, n)) in shapes.iter().enumerate() {
-            for (a_cm, b_cm) in [(false, false), (true, false), (false, true), (true, true)] {
-                let a = matrix(m, k, a_cm, 10 + case as u64);
-                let b = matrix(k, n, b_cm, 20 + case as u64);
-                let bias = Array1::from(values(n, 30 + case as u64));
-                let mut expected = Array2::<f32>::zeros((m, n));
-                general_mat_mul(1.0, &a, &b, 0.0, &mut expected);
-                let mut with_bias = expected.clone();
-                with_bias
-                    .rows_mut()
-                    .into_iter()
-                    .for_each(|mut r| r += &bias);
-                for (bias, expected) in [(None, &expected), (Some(&bias.view()), &with_bias)] {
-                    let what = format!(
-                        "{m}x{k}x{n} a_cm={a_cm} b_cm={b_cm} bias={}",
-                        bias.is_some()
-                    );
-                    let mut c = Array2::<f32>::from_elem((m, n), f32::NAN);
-                    let handled = gemm(&a.view(), &b.view(), bias, &mut c.view_mut());
-                    assert_eq!(handled, avx512(), "{what}: handled iff AVX-512");
-                    if handled {
-                        assert_eq!(bits(&c), bits(expected), "{what}");
-                    }
-                }
-            }
-        }
-    }
-
-    /// What it leaves to matrixmultiply: small products, an empty sum, C's rows not
-    /// contiguous; C untouched then.
-    #[test]
-    fn declines_small_products_empty_sums_and_strided_outputs() {
-        let (a, b) = (matrix(64, 64, false, 1), matrix(64, 64, false, 2));
-        let mut c = Array2::<f32>::from_elem((64, 64), 7.0);
-        assert!(!gemm(&a.view(), &b.view(), None, &mut c.view_mut()));
-        let (a, b) = (matrix(4096, 0, false, 1), matrix(0, 4096, false, 2));
-        let mut c = Array2::<f32>::from_elem((4096, 4096), 7.0);
-        assert!(!gemm(&a.view(), &b.view(), None, &mut c.view_mut()));
-        let (a, b) = (matrix(150, 300, false, 1), matrix(300, 70, false, 2));
-        let mut c = Array2::<f32>::from_elem((150, 70).f(), 7.0);
-        assert!(!gemm(&a.view(), &b.view(), None, &mut c.view_mut()));
-        assert!(c.iter().all(|&v| v == 7.0));
-    }
-}
+mod tests;

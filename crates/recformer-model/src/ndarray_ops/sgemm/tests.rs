@@ -1,0 +1,123 @@
+//! [`super::gemm`] against matrixmultiply (ndarray's `general_mat_mul`), bit for bit.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array1, Array2, ShapeBuilder};
+
+use super::*;
+
+/// Deterministic values of mixed magnitudes (so that a different order of the sums would
+/// round differently).
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let u = (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            u * (1.0 + (s >> 60) as f32)
+        })
+        .collect()
+}
+
+fn matrix(rows: usize, cols: usize, column_major: bool, seed: u64) -> Array2<f32> {
+    Array2::from_shape_vec((rows, cols).set_f(column_major), values(rows * cols, seed))
+        .expect("shape")
+}
+
+fn bits(a: &Array2<f32>) -> Vec<u32> {
+    a.iter().map(|v| v.to_bits()).collect()
+}
+
+fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
+/// Every shape class (edges of the micro-kernel and of the tasks, one to three blocks of
+/// the sum), every operand layout, with and without a bias: the same bits as
+/// matrixmultiply's product followed by the bias addition.
+#[test]
+fn same_bits_as_matrixmultiply_then_the_bias() {
+    let shapes = [
+        (150, 300, 70),
+        (113, 513, 47),
+        (224, 256, 64),
+        (29, 700, 130),
+    ];
+    for (case, &(m, k, n)) in shapes.iter().enumerate() {
+        for (a_cm, b_cm) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = matrix(m, k, a_cm, 10 + case as u64);
+            let b = matrix(k, n, b_cm, 20 + case as u64);
+            let bias = Array1::from(values(n, 30 + case as u64));
+            let mut expected = Array2::<f32>::zeros((m, n));
+            general_mat_mul(1.0, &a, &b, 0.0, &mut expected);
+            let mut with_bias = expected.clone();
+            with_bias
+                .rows_mut()
+                .into_iter()
+                .for_each(|mut r| r += &bias);
+            for (bias, expected) in [(None, &expected), (Some(&bias.view()), &with_bias)] {
+                let what = format!(
+                    "{m}x{k}x{n} a_cm={a_cm} b_cm={b_cm} bias={}",
+                    bias.is_some()
+                );
+                let mut c = Array2::<f32>::from_elem((m, n), f32::NAN);
+                let handled = gemm(&a.view(), &b.view(), bias, &mut c.view_mut());
+                assert_eq!(handled, avx512(), "{what}: handled iff AVX-512");
+                if handled {
+                    assert_eq!(bits(&c), bits(expected), "{what}");
+                }
+            }
+        }
+    }
+}
+
+/// Products called from tasks of other products on rayon's pool (the batched products of
+/// `matmul`): each takes a fresh buffer where its thread's is in use, same bits.
+#[test]
+fn nested_products_on_the_pool_give_the_same_bits() {
+    use rayon::prelude::*;
+    let pairs: Vec<_> = (0..6)
+        .map(|i| {
+            (
+                matrix(130, 300, i % 2 == 1, 40 + i),
+                matrix(300, 90, false, 50 + i),
+            )
+        })
+        .collect();
+    let results: Vec<(bool, Array2<f32>, Array2<f32>)> = pairs
+        .par_iter()
+        .map(|(a, b)| {
+            let mut expected = Array2::<f32>::zeros((130, 90));
+            general_mat_mul(1.0, a, b, 0.0, &mut expected);
+            let mut c = Array2::<f32>::zeros((130, 90));
+            let handled = gemm(&a.view(), &b.view(), None, &mut c.view_mut());
+            (handled, c, expected)
+        })
+        .collect();
+    for (i, (handled, c, expected)) in results.iter().enumerate() {
+        assert_eq!(*handled, avx512(), "product {i}");
+        if *handled {
+            assert_eq!(bits(c), bits(expected), "product {i}");
+        }
+    }
+}
+
+/// What it leaves to matrixmultiply: small products, an empty sum, C's rows not
+/// contiguous; C untouched then.
+#[test]
+fn declines_small_products_empty_sums_and_strided_outputs() {
+    let (a, b) = (matrix(64, 64, false, 1), matrix(64, 64, false, 2));
+    let mut c = Array2::<f32>::from_elem((64, 64), 7.0);
+    assert!(!gemm(&a.view(), &b.view(), None, &mut c.view_mut()));
+    let (a, b) = (matrix(4096, 0, false, 1), matrix(0, 4096, false, 2));
+    let mut c = Array2::<f32>::from_elem((4096, 4096), 7.0);
+    assert!(!gemm(&a.view(), &b.view(), None, &mut c.view_mut()));
+    let (a, b) = (matrix(150, 300, false, 1), matrix(300, 70, false, 2));
+    let mut c = Array2::<f32>::from_elem((150, 70).f(), 7.0);
+    assert!(!gemm(&a.view(), &b.view(), None, &mut c.view_mut()));
+    assert!(c.iter().all(|&v| v == 7.0));
+}
