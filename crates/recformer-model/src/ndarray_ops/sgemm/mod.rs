@@ -93,42 +93,42 @@ fn pack_a(
                 }
             }
         } else {
-            pack_rows(panel, kc, out);
+            pack_rows::<MR>(panel, kc, out);
         }
     }
 }
 
-/// One micro-panel of `a` (at most [`MR`] rows of `kc` columns) as `out[p][r]`, read along its
-/// rows: 16 columns of every row at a time, transposed through a fixed-size tile (the
-/// compiler sees every bound).
-fn pack_rows(panel: ArrayView2<'_, f32>, kc: usize, out: &mut [f32]) {
+/// At most `R` rows of `kc` columns as `out[p][r]` (a micro-panel of `a`, or of `bᵀ`), read
+/// along the rows: 16 columns of every row at a time, transposed through a fixed-size tile
+/// (the compiler sees every bound).
+fn pack_rows<const R: usize>(panel: ArrayView2<'_, f32>, kc: usize, out: &mut [f32]) {
     const Q: usize = 16;
     let rows: Vec<_> = panel.axis_iter(Axis(0)).collect();
     let slices: Option<Vec<&[f32]>> = rows.iter().map(|row| row.as_slice()).collect();
     let Some(slices) = slices else {
         for (r, row) in rows.iter().enumerate() {
             for (p, &v) in row.iter().enumerate() {
-                out[p * MR + r] = v;
+                out[p * R + r] = v;
             }
         }
         return;
     };
     let whole = kc / Q * Q;
-    for (step, dst) in out[..whole * MR].chunks_exact_mut(MR * Q).enumerate() {
-        let mut tile = [[0.0_f32; Q]; MR];
+    for (step, dst) in out[..whole * R].chunks_exact_mut(R * Q).enumerate() {
+        let mut tile = [[0.0_f32; Q]; R];
         for (t, src) in tile.iter_mut().zip(&slices) {
             *t = src[step * Q..step * Q + Q].try_into().expect("Q columns");
         }
-        let dst: &mut [f32; MR * Q] = dst.try_into().expect("MR × Q values");
-        for q in 0..Q {
-            for r in 0..MR {
-                dst[q * MR + r] = tile[r][q];
+        for (q, dst) in dst.chunks_exact_mut(R).enumerate() {
+            let dst: &mut [f32; R] = dst.try_into().expect("R values");
+            for (d, t) in dst.iter_mut().zip(&tile) {
+                *d = t[q];
             }
         }
     }
     for p in whole..kc {
         for (r, src) in slices.iter().enumerate() {
-            out[p * MR + r] = src[p];
+            out[p * R + r] = src[p];
         }
     }
 }
@@ -146,14 +146,18 @@ fn pack_b(b: &ArrayView2<'_, f32>, p0: usize, kc: usize, panel: usize, out: &mut
     }
     if cols.strides()[1] == 1 {
         for (row, dst) in cols.axis_iter(Axis(0)).zip(out.chunks_exact_mut(NR)) {
-            dst[..w].copy_from_slice(row.as_slice().expect("unit column stride"));
-        }
-    } else {
-        for (j, column) in cols.axis_iter(Axis(1)).enumerate() {
-            for (p, &v) in column.iter().enumerate() {
-                out[p * NR + j] = v;
+            let row = row.as_slice().expect("unit column stride");
+            match (
+                <&mut [f32; NR]>::try_from(&mut *dst),
+                <&[f32; NR]>::try_from(row),
+            ) {
+                (Ok(dst), Ok(row)) => *dst = *row,
+                _ => dst[..w].copy_from_slice(row),
             }
         }
+    } else {
+        // Columns contiguous (a transposed weight): the panel's columns are rows of `bᵀ`.
+        pack_rows::<NR>(cols.t(), kc, out);
     }
 }
 
