@@ -1,6 +1,6 @@
 //! NdArray's own kernels for the ops where burn-ndarray 0.21 is slow: matrix products on strided
-//! GEMM ([`linear`], [`matmul`]), the sliding window's scores and context as one op each
-//! ([`band`]), one-pass GELU ([`gelu`], with the vectorised f32 `erf` of [`erf`]), softmax
+//! GEMM ([`linear`], [`matmul`], [`sgemm`]), the sliding window's scores and context as one op
+//! each ([`band`]), one-pass GELU ([`gelu`], with the vectorised f32 `erf` of [`erf`]), softmax
 //! ([`softmax`]), dropout ([`dropout`]) and LayerNorm ([`layer_norm`]), and reshapes without
 //! copies ([`reshape`]).
 //!
@@ -15,7 +15,8 @@
 //! the views themselves. The products and their rounding are the same as Burn's (the packed
 //! panels, the kernel, the threads and the order of the sums do not depend on the operands'
 //! strides); the tests of [`linear`] and [`matmul`] check outputs and gradients bit for bit
-//! against Burn's own ops.
+//! against Burn's own ops. The large f32 products run on [`sgemm`], an AVX-512 GEMM with
+//! matrixmultiply's arithmetic (the same bits, faster; matrixmultiply elsewhere).
 //!
 //! **GELU.** Burn's is five element-wise passes around libm's f64 `erf` on one thread; [`gelu`]
 //! is one pass, in parallel, Burn's formula with the f32 `erf` of [`erf`] (within 1.22 ulp;

@@ -25,7 +25,7 @@
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
 /// The depth of one block of the sum (matrixmultiply's `S_KC`): part of the arithmetic.
-pub(crate) const KC: usize = 256;
+const KC: usize = 256;
 /// Rows of the micro-kernel.
 const MR: usize = 14;
 /// Columns of the micro-kernel (two 16-lane vectors).
