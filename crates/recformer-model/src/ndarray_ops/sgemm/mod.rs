@@ -103,20 +103,28 @@ fn pack_a(
 /// (the compiler sees every bound).
 fn pack_rows<const R: usize>(panel: ArrayView2<'_, f32>, kc: usize, out: &mut [f32]) {
     const Q: usize = 16;
-    let rows: Vec<_> = panel.axis_iter(Axis(0)).collect();
-    let slices: Option<Vec<&[f32]>> = rows.iter().map(|row| row.as_slice()).collect();
-    let Some(slices) = slices else {
-        for (r, row) in rows.iter().enumerate() {
+    // The rows as slices, without allocating (this runs for every micro-panel of every block).
+    let mut slices: [&[f32]; R] = [&[]; R];
+    let mut contiguous = true;
+    for (slot, row) in slices.iter_mut().zip(panel.axis_iter(Axis(0))) {
+        match row.to_slice() {
+            Some(row) => *slot = row,
+            None => contiguous = false,
+        }
+    }
+    if !contiguous {
+        for (r, row) in panel.axis_iter(Axis(0)).enumerate() {
             for (p, &v) in row.iter().enumerate() {
                 out[p * R + r] = v;
             }
         }
         return;
-    };
+    }
+    let slices = &slices[..panel.nrows()];
     let whole = kc / Q * Q;
     for (step, dst) in out[..whole * R].chunks_exact_mut(R * Q).enumerate() {
         let mut tile = [[0.0_f32; Q]; R];
-        for (t, src) in tile.iter_mut().zip(&slices) {
+        for (t, src) in tile.iter_mut().zip(slices) {
             *t = src[step * Q..step * Q + Q].try_into().expect("Q columns");
         }
         for (q, dst) in dst.chunks_exact_mut(R).enumerate() {
