@@ -20,7 +20,7 @@
 use std::time::Duration;
 
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -28,6 +28,7 @@ use recformer_data::ItemTokens;
 use recformer_model::{l2_normalize, RecformerConfig, RecformerForPretraining};
 use recformer_train::evaluate::rank_batch;
 use recformer_train::loss::{finetune_loss, iic_loss, mlm_loss_lean};
+use recformer_train::optim::FusedAdamW;
 use recformer_train::throughput::{preset, synthetic_input};
 use recformer_train::{encode_all_items, InputBuilder, NoProgress};
 
@@ -117,10 +118,8 @@ fn builder(config: &RecformerConfig) -> InputBuilder {
 }
 
 fn optimizer<B: AutodiffBackend>() -> impl Optimizer<RecformerForPretraining<B>, B> {
-    AdamWConfig::new()
-        .with_epsilon(1e-8)
-        .with_weight_decay(0.01)
-        .init()
+    // The training loop's optimizer (fused on NdArray, Burn's AdamW elsewhere).
+    FusedAdamW::new(0.01, 1e-8).init()
 }
 
 /// Registers every group for backend `B` under the name `backend`.

@@ -37,6 +37,7 @@ mod dropout;
 pub mod embeddings;
 pub mod encoder;
 pub mod error;
+pub mod fused;
 pub mod heads;
 mod init;
 pub mod input;

@@ -5,19 +5,81 @@
 //! PyTorch/Lightning do, so clipping is implemented here over all gradients at once.
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, AdamWConfig, AdamWState, GradientsParams, LearningRate, SimpleOptimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
+use recformer_model::fused::{adamw_update, AdamWHyper};
 
 /// AdamW configured like `torch.optim.AdamW(lr, betas=(0.9, 0.999), eps, weight_decay)`.
 ///
 /// Burn's default `eps` (1e-5) and weight decay (1e-4) differ from PyTorch; both are set here.
 pub fn adamw_config(weight_decay: f64, epsilon: f64) -> AdamWConfig {
+    let h = adamw_hyper(weight_decay, epsilon);
     AdamWConfig::new()
-        .with_beta_1(0.9)
-        .with_beta_2(0.999)
-        .with_epsilon(epsilon as f32)
-        .with_weight_decay(weight_decay as f32)
+        .with_beta_1(h.beta_1)
+        .with_beta_2(h.beta_2)
+        .with_epsilon(h.epsilon)
+        .with_weight_decay(h.weight_decay)
+}
+
+fn adamw_hyper(weight_decay: f64, epsilon: f64) -> AdamWHyper {
+    AdamWHyper {
+        beta_1: 0.9,
+        beta_2: 0.999,
+        epsilon: epsilon as f32,
+        weight_decay: weight_decay as f32,
+    }
+}
+
+/// Burn's `AdamW` (configured by [`adamw_config`]) with its update fused into one parallel pass
+/// per parameter where the backend has the kernel ([`recformer_model::fused::adamw_update`]:
+/// NdArray f32), bit for bit the same; Burn's own step everywhere else. Its state is Burn's
+/// `AdamWState`, so optimizer records written with either load into the other.
+#[derive(Clone)]
+pub struct FusedAdamW {
+    hyper: AdamWHyper,
+    burn: AdamW,
+}
+
+impl FusedAdamW {
+    /// AdamW with PyTorch's betas, `weight_decay` and `epsilon` (as [`adamw_config`]).
+    pub fn new(weight_decay: f64, epsilon: f64) -> Self {
+        Self {
+            hyper: adamw_hyper(weight_decay, epsilon),
+            burn: adamw_config(weight_decay, epsilon).build(),
+        }
+    }
+
+    /// This optimizer for the parameters of `M` (Burn's adaptor, without per-tensor clipping:
+    /// [`clip_grad_norm`] clips all gradients together).
+    pub fn init<B: AutodiffBackend, M: AutodiffModule<B>>(self) -> OptimizerAdaptor<Self, M, B> {
+        OptimizerAdaptor::from(self)
+    }
+}
+
+impl<B: Backend> SimpleOptimizer<B> for FusedAdamW {
+    type State<const D: usize> = AdamWState<B, D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<B, D>,
+        grad: Tensor<B, D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<B, D>, Option<Self::State<D>>) {
+        match adamw_update(&self.hyper, lr, tensor, grad, state.map(|s| s.momentum)) {
+            Ok((tensor, momentum)) => (tensor, Some(AdamWState::new(momentum))),
+            Err((tensor, grad, momentum)) => {
+                self.burn
+                    .step(lr, tensor, grad, momentum.map(AdamWState::new))
+            }
+        }
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &B::Device) -> Self::State<D> {
+        <AdamW as SimpleOptimizer<B>>::to_device(state, device)
+    }
 }
 
 struct SquaredNorm<'a, B: Backend> {

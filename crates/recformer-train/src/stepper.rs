@@ -5,13 +5,13 @@ use std::path::Path;
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param, ParamId};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 
 use crate::checkpoint;
 use crate::error::Result;
-use crate::optim::{adamw_config, clip_grad_norm};
+use crate::optim::{clip_grad_norm, FusedAdamW};
 use crate::schedule::LrSchedule;
 
 /// Registers a zero gradient for each listed parameter that has none.
@@ -58,7 +58,7 @@ pub struct StepperConfig {
 /// [`OptimizerStepper::step_with`] (the hook sees the summed gradients before clipping) →
 /// clip → AdamW step.
 pub struct OptimizerStepper<B: AutodiffBackend, M: AutodiffModule<B>> {
-    optim: OptimizerAdaptor<AdamW, M, B>,
+    optim: OptimizerAdaptor<FusedAdamW, M, B>,
     accumulator: GradientsAccumulator<M>,
     config: StepperConfig,
     /// Micro-batches accumulated since the last optimizer step.
@@ -74,7 +74,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> OptimizerStepper<B, M> {
     /// A fresh stepper.
     pub fn new(config: StepperConfig) -> Self {
         Self {
-            optim: adamw_config(config.weight_decay, config.adam_epsilon).init::<B, M>(),
+            optim: FusedAdamW::new(config.weight_decay, config.adam_epsilon).init::<B, M>(),
             accumulator: GradientsAccumulator::new(),
             config,
             pending: 0,

@@ -11,9 +11,10 @@
 use std::time::Instant;
 
 use crate::error::Result;
+use crate::optim::FusedAdamW;
 
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use recformer_model::{cosine_logits, Precision, RecformerConfig, RecformerInput, RecformerModel};
@@ -166,10 +167,7 @@ pub fn measure<B: AutodiffBackend>(device: B::Device, a: &ThroughputArgs) -> Res
 
     // Training step: forward + in-batch contrastive loss + backward + AdamW.
     let mut model = model;
-    let mut optim = AdamWConfig::new()
-        .with_epsilon(1e-8)
-        .with_weight_decay(0.0)
-        .init();
+    let mut optim = FusedAdamW::new(0.0, 1e-8).init();
     let input = synthetic_input::<B>(&c, a.batch, a.tokens, &device);
     let mut step = |model: RecformerModel<B>| {
         let z = model.forward_pooled(input.clone());

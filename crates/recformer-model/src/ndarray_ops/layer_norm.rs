@@ -23,7 +23,7 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::ArcArray;
 use rayon::prelude::*;
 
-use super::{elements, map_f32, primitive, simd, tensor, Float, Kind, Map, CHUNK};
+use super::{elements, map_f32, primitive, simd, tensor, zeroed, Float, Kind, Map, CHUNK};
 
 /// `LayerNorm` with scale `gamma`, shift `beta` and `epsilon` over the last dimension of `x`, on
 /// NdArray f32 or `Autodiff<NdArray<f32>>`; `Err` for every other backend and float type.
@@ -135,7 +135,7 @@ impl Norm {
             gs.as_slice().expect("standard layout"),
         );
         let task = Self::rows_per_task(d) * d;
-        let mut dx = vec![0.0_f32; input.len()];
+        let mut dx = zeroed::<f32>(input.len());
         // Per block of rows: dx written in place, the block's partial dγ and dβ returned.
         let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
             .par_chunks_mut(task)

@@ -1,6 +1,7 @@
 //! A linear layer (`x · W + b`, `x` of rank 2) on NdArray: Burn's `linear` op with its products
 //! (forward, `grad · Wᵀ`, `xᵀ · grad`) on strided GEMM ([`super::sgemm`] for the large ones,
-//! the bias added in its epilogue, else matrixmultiply); the bias gradient stays NdArray's.
+//! the bias added in its epilogue, else matrixmultiply); the bias gradient NdArray's column sums,
+//! the columns split over the threads.
 
 use core::marker::PhantomData;
 
@@ -16,9 +17,10 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_autodiff::{Autodiff, NodeId};
 use burn_ndarray::NdArrayTensor;
 use ndarray::parallel::prelude::*;
-use ndarray::{ArcArray, Array2, ArrayView2, Axis, Ix1, Ix2, IxDyn};
+use ndarray::{ArcArray, Array1, Array2, ArrayView2, Axis, Ix1, Ix2, IxDyn};
+use rayon::slice::ParallelSliceMut;
 
-use super::{gemm, gemm_into, primitive, tensor, Float, Kind};
+use super::{gemm, gemm_into, primitive, tensor, zeros, Float, Kind};
 
 /// `layer` on the rows of `x` through strided GEMM when `B` is NdArray or `Autodiff<NdArray>`
 /// (see the module [`super`]); `Err(x)` for every other backend.
@@ -82,7 +84,7 @@ where
             .and_then(|b| b.into_dimensionality::<Ix1>().ok())
             .expect("a rank-1 bias of the weight's type (checked by `linear`)")
     });
-    let mut y = Array2::<E>::zeros((x.nrows(), w.ncols()));
+    let mut y: Array2<E> = zeros((x.nrows(), w.ncols()));
     if !E::fast_gemm(&x, &w, bias.as_ref(), &mut y.view_mut()) {
         gemm_into(&x, &w, &mut y.view_mut());
         if let Some(bias) = &bias {
@@ -157,9 +159,36 @@ where
             grads.register::<NdArray<E>>(node.id, grad_weight);
         }
         if let Some(node) = node_bias {
-            grads.register::<NdArray<E>>(node.id, NdArray::<E>::linear_bias_backward(grad));
+            let grad_bias = match matrix::<E>(&grad).and_then(|g| bias_gradient(&g)) {
+                Some(sums) => E::wrap(sums.into_dyn().into_shared()),
+                None => NdArray::<E>::linear_bias_backward(grad),
+            };
+            grads.register::<NdArray<E>>(node.id, grad_bias);
         }
     }
+}
+
+/// Burn's `linear_bias_backward` of a standard-layout `[rows, d]` gradient (`d > 1`): ndarray's
+/// `sum_axis(Axis(0))`, i.e. per column `((0 + g₀) + g₁) + …` in row order, with the columns split
+/// over rayon's threads (Burn's runs on the calling thread). The same bits; `None` for other
+/// layouts, where ndarray sums differently.
+fn bias_gradient<E: Float>(grad: &ArrayView2<'_, E>) -> Option<Array1<E>> {
+    let (rows, d) = grad.dim();
+    let data = grad.as_slice().filter(|_| d > 1)?;
+    let mut sums: Vec<E> = vec![E::zero(); d];
+    let columns = d.div_ceil(2 * rayon::current_num_threads()).max(16);
+    sums.par_chunks_mut(columns)
+        .enumerate()
+        .for_each(|(chunk, sums)| {
+            let start = chunk * columns;
+            for row in data.chunks_exact(d).take(rows) {
+                let row = &row[start..start + sums.len()];
+                for (sum, &x) in sums.iter_mut().zip(row) {
+                    *sum += x;
+                }
+            }
+        });
+    Some(Array1::from(sums))
 }
 
 fn tracked<B: Backend, E: Float>(

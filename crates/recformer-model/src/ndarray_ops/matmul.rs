@@ -17,7 +17,7 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::parallel::prelude::*;
 use ndarray::{ArcArray, Array3, ArrayViewD, Axis, IxDyn};
 
-use super::{gemm_into, matrix, primitive, tensor, Float, Kind};
+use super::{gemm_into, matrix, primitive, tensor, zeros, Float, Kind};
 
 /// `a · b` over the last two dimensions through strided GEMM when `B` is NdArray or
 /// `Autodiff<NdArray>` (see the module [`super`]) and the leading dimensions are equal (no
@@ -52,7 +52,7 @@ fn batched<E: Float>(a: &ArrayViewD<'_, E>, b: &ArrayViewD<'_, E>) -> ArcArray<E
     let (m, n) = (a.shape()[nd - 2], b.shape()[nd - 1]);
     let lead = &a.shape()[..nd - 2];
     let batches = lead.iter().product::<usize>();
-    let mut out = Array3::<E>::zeros((batches, m, n));
+    let mut out: Array3<E> = zeros((batches, m, n));
     out.axis_iter_mut(Axis(0))
         .into_par_iter()
         .enumerate()

@@ -30,6 +30,7 @@
 //! `ops/module.rs` linear, `ops/tensor.rs` matmul) with the GEMMs replaced, and a GELU node of
 //! the same shape as Burn's `erf` node.
 
+pub(crate) mod adamw;
 pub(crate) mod band;
 pub(crate) mod dropout;
 pub(crate) mod erf;
@@ -154,7 +155,7 @@ fn gemm_into<E: Float>(
 
 /// `a · b` into a new standard-layout matrix.
 fn gemm<E: Float>(a: ArrayView2<'_, E>, b: ArrayView2<'_, E>) -> Array2<E> {
-    let mut out = Array2::<E>::zeros((a.nrows(), b.ncols()));
+    let mut out: Array2<E> = zeros((a.nrows(), b.ncols()));
     gemm_into(&a, &b, &mut out.view_mut());
     out
 }
@@ -180,13 +181,61 @@ fn matrix<'a, E: Float>(view: &ArrayViewD<'a, E>, mut index: usize) -> ArrayView
 /// that an FFN activation (millions of elements) splits over every thread.
 pub(crate) const CHUNK: usize = 1 << 14;
 
+/// Zeros filled in at least this many elements per task (64 KiB of f32): below it, one thread.
+const ZERO_BLOCK: usize = 1 << 14;
+
+/// `n` zeros, written by all of rayon's threads.
+///
+/// An output array is zeroed before a kernel overwrites it (safe Rust has no uninitialised
+/// buffers), and `vec![0.0; n]` zeroes on the calling thread while the workers wait: the
+/// allocator reuses freed memory (`recformer-cli`'s `alloc.rs`), so every large array costs a
+/// `memset` there, 6–8% of a MiniLM step's wall time (docs/performance.md). Here the buffer is
+/// collected from blocks of zeros in parallel, straight into its final place.
+pub(crate) fn zeroed<E: Copy + Send + Sync + Default>(n: usize) -> Vec<E> {
+    if n < 2 * ZERO_BLOCK {
+        return vec![E::default(); n];
+    }
+    let mut blocks: Vec<[E; 256]> = Vec::with_capacity(n.div_ceil(256));
+    blocks.par_extend(
+        rayon::iter::repeat_n([E::default(); 256], n.div_ceil(256)).with_min_len(ZERO_BLOCK / 256),
+    );
+    let mut out = blocks.into_flattened();
+    out.truncate(n);
+    out
+}
+
+/// A zero array of `shape`, zeroed by [`zeroed`].
+pub(crate) fn zeros<E, Sh, D>(shape: Sh) -> ndarray::Array<E, D>
+where
+    E: Copy + Send + Sync + Default,
+    Sh: ndarray::ShapeBuilder<Dim = D>,
+    D: ndarray::Dimension,
+{
+    let shape = shape.into_shape_with_order();
+    let n = shape.raw_dim().size();
+    ndarray::Array::from_shape_vec(shape, zeroed(n)).expect("the shape's element count")
+}
+
+/// A copy of `view` in standard layout, written by all of rayon's threads (ndarray's
+/// `as_standard_layout` copies on the calling thread: a head split's or merge's permuted view,
+/// about 2% of a MiniLM training step, docs/performance.md).
+pub(crate) fn standard<E: Copy + Send + Sync + Default>(
+    view: &ndarray::ArrayView<'_, E, IxDyn>,
+) -> ndarray::Array<E, IxDyn> {
+    let mut out = zeros(view.raw_dim());
+    ndarray::Zip::from(&mut out)
+        .and(view)
+        .par_for_each(|o, &x| *o = x);
+    out
+}
+
 /// The f32 elements of a tensor (its dtype was checked), in standard layout.
 fn elements(tensor: &NdArrayTensor) -> CowArray<'_, f32, IxDyn> {
     let view: ArrayViewD<'_, f32> = f32::view(tensor).expect("an f32 tensor (dtype checked)");
     if view.is_standard_layout() {
         CowArray::from(view)
     } else {
-        CowArray::from(view.as_standard_layout().into_owned())
+        CowArray::from(standard(&view))
     }
 }
 
@@ -241,7 +290,7 @@ impl<M: ZipMap> simd::Kernel for ZipSlice<'_, M> {
 fn map_f32(x: &NdArrayTensor, task: usize, map: &impl Map) -> NdArrayTensor {
     let x = elements(x);
     let input = x.as_slice().expect("standard layout");
-    let mut out = vec![0.0_f32; input.len()];
+    let mut out = zeroed::<f32>(input.len());
     out.par_chunks_mut(task)
         .zip(input.par_chunks(task))
         .enumerate()
@@ -272,7 +321,7 @@ fn zip_map_f32(
         a.as_slice().expect("standard layout"),
         b.as_slice().expect("standard layout"),
     );
-    let mut out = vec![0.0_f32; xa.len()];
+    let mut out = zeroed::<f32>(xa.len());
     out.par_chunks_mut(task)
         .zip(xa.par_chunks(task).zip(xb.par_chunks(task)))
         .for_each(|(out, (a, b))| simd::vectorized(ZipSlice { map, a, b, out }));

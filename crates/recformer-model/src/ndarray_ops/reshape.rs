@@ -23,7 +23,7 @@ use burn_autodiff::Autodiff;
 use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, IxDyn};
 
-use super::{primitive, tensor, Float, Kind};
+use super::{primitive, standard, tensor, Float, Kind};
 
 /// `x.reshape(shape)` without copying on NdArray and `Autodiff<NdArray>` (the module
 /// [`super`]); `Err(x)` for every other backend, and when the element counts differ (Burn's
@@ -59,7 +59,7 @@ where
 {
     let array: ArcArray<E, IxDyn> = match E::shared(x) {
         Ok(array) if array.is_standard_layout() => array,
-        Ok(array) => array.as_standard_layout().into_owned().into_shared(),
+        Ok(array) => standard(&array.view()).into_shared(),
         Err(x) => return NdArray::<E>::float_reshape(x, shape.clone()),
     };
     let dims: Vec<usize> = shape.iter().copied().collect();

@@ -5,7 +5,7 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::parallel::prelude::*;
 use ndarray::{Array4, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, Slice};
 
-use super::super::{gemm_into, matrix, Float};
+use super::super::{gemm_into, matrix, zeros, Float};
 
 /// The band's geometry: one-sided window `w` and whether token 0's column is present.
 #[derive(Debug, Clone, Copy)]
@@ -75,7 +75,7 @@ pub(super) fn scores_forward<E: Float>(
 ) -> Array4<E> {
     let (b, h, l, _) = dims4(q);
     let (w, nb) = (band.w, l / band.w);
-    let mut out = Array4::<E>::zeros((b * h, nb, w, band.cols()));
+    let mut out = zeros::<E, _, _>((b * h, nb, w, band.cols()));
     out.axis_iter_mut(Axis(0))
         .into_par_iter()
         .enumerate()
@@ -116,7 +116,7 @@ pub(super) fn scores_backward<E: Float>(
 ) -> Array4<E> {
     let (b, h, l, d) = dims4(q);
     let (w, nb) = (band.w, l / band.w);
-    let mut out = Array4::<E>::zeros((2, b * h, l, d));
+    let mut out = zeros::<E, _, _>((2, b * h, l, d));
     out.axis_iter_mut(Axis(1))
         .into_par_iter()
         .enumerate()
@@ -162,7 +162,7 @@ pub(super) fn context_forward<E: Float>(
 ) -> Array4<E> {
     let (b, h, l, d) = dims4(v);
     let (w, nb) = (band.w, l / band.w);
-    let mut out = Array4::<E>::zeros((b * h, nb, w, d));
+    let mut out = zeros::<E, _, _>((b * h, nb, w, d));
     out.axis_iter_mut(Axis(0))
         .into_par_iter()
         .enumerate()
@@ -193,8 +193,8 @@ pub(super) fn context_backward<E: Float>(
 ) -> (Array4<E>, Array4<E>) {
     let (b, h, l, d) = dims4(v);
     let (w, nb) = (band.w, l / band.w);
-    let mut dp = Array4::<E>::zeros((b * h, nb, w, band.cols()));
-    let mut dv = Array4::<E>::zeros((b * h, nb, w, d));
+    let mut dp = zeros::<E, _, _>((b * h, nb, w, band.cols()));
+    let mut dv = zeros::<E, _, _>((b * h, nb, w, d));
     dp.axis_iter_mut(Axis(0))
         .into_par_iter()
         .zip(dv.axis_iter_mut(Axis(0)).into_par_iter())
