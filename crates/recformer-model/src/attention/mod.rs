@@ -3,6 +3,7 @@
 //! banded chunked path ([`sliding`]); the first token's global attention through the `*_global`
 //! weights ([`global`]).
 
+mod dense;
 pub mod global;
 pub mod reference;
 pub mod sliding;
@@ -207,7 +208,7 @@ impl<B: Backend> LongformerSelfAttention<B> {
                 sliding::BandProduct::for_backend::<B>(),
             )
         } else {
-            reference::local_attention_dense(query, key, value, masks, w, &self.dropout)
+            dense::local_attention_dense(query, key, value, masks, w, &self.dropout)
         };
 
         let output = if !masks.any_global {

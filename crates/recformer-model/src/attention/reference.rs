@@ -37,8 +37,23 @@ pub fn local_attention_dense<B: Backend>(
     one_sided_window: usize,
     dropout: &Dropout,
 ) -> Tensor<B, 4> {
-    let [b, h, l, _d] = query.dims();
-    let device = query.device();
+    let scores = matmul(query, key.swap_dims(2, 3));
+    let attn_probs = masked_probs(scores, masks, one_sided_window);
+    matmul(apply_dropout(dropout, attn_probs), value)
+}
+
+/// The probabilities of [`local_attention_dense`] from its scores: disallowed keys filled with
+/// the mask value, softmax over each row, padding rows zero.
+///
+/// # Shapes
+/// - scores: `[batch, heads, seq_len, seq_len]`; output as scores
+pub fn masked_probs<B: Backend>(
+    scores: Tensor<B, 4>,
+    masks: &AttentionMasks<B>,
+    one_sided_window: usize,
+) -> Tensor<B, 4> {
+    let [b, h, l, _] = scores.dims();
+    let device = scores.device();
     let masked = masks.is_index_masked.clone();
     let global = masks.is_index_global_attn.clone();
 
@@ -57,12 +72,9 @@ pub fn local_attention_dense<B: Backend>(
         .bool_or(key_global)
         .expand([b, h, l, l]);
 
-    let scores = matmul(query, key.swap_dims(2, 3));
     let mask_value = mask_value_for(scores.dtype());
     let attn_scores = scores.mask_fill(allowed.bool_not(), mask_value);
-    let attn_probs =
-        softmax(attn_scores, 3).mask_fill(masked.reshape([b, 1, l, 1]).expand([b, h, l, l]), 0.0);
-    matmul(apply_dropout(dropout, attn_probs), value)
+    softmax(attn_scores, 3).mask_fill(masked.reshape([b, 1, l, 1]).expand([b, h, l, l]), 0.0)
 }
 
 /// Global attention of the given query rows over every non-padding token

@@ -266,7 +266,7 @@ mod tests {
     }
 
     #[test]
-    fn other_backends_and_types_are_handed_back() {
+    fn other_backends_are_handed_back() {
         let hyper = AdamWHyper {
             beta_1: 0.9,
             beta_2: 0.999,
@@ -276,7 +276,12 @@ mod tests {
         type Tracked = burn_autodiff::Autodiff<NdArray<f32>>;
         let x = Tensor::<Tracked, 1>::ones([4], &Default::default());
         assert!(adamw_update(&hyper, 1e-3, x.clone(), x, None).is_err());
-        let x = Tensor::<NdArray<f64>, 1>::ones([4], &Default::default());
-        assert!(adamw_update(&hyper, 1e-3, x.clone(), x, None).is_err());
+        // Not `NdArray<f64>`: the first tensor a process creates on a device fixes that
+        // device's default float type for every test (burn 0.21 `DeviceSettings`, see `gelu.rs`).
+        #[cfg(feature = "flex")]
+        {
+            let x = Tensor::<burn::backend::Flex, 1>::ones([4], &Default::default());
+            assert!(adamw_update(&hyper, 1e-3, x.clone(), x, None).is_err());
+        }
     }
 }

@@ -66,7 +66,7 @@ fn row_max(row: &[f32]) -> f32 {
 
 /// `Σ a ⊙ b` over a row.
 #[inline(always)]
-fn row_dot(a: &[f32], b: &[f32]) -> f32 {
+pub(super) fn row_dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0.0_f32; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let tail: f32 = ca
@@ -96,7 +96,7 @@ fn exp_or_zero(r: f32) -> f32 {
 
 /// `exp(x - max) / Σ exp(x - max)` of one row.
 #[inline(always)]
-fn softmax_row(x: &[f32], y: &mut [f32]) {
+pub(super) fn softmax_row(x: &[f32], y: &mut [f32]) {
     let max = row_max(x);
     for (o, &v) in y.iter_mut().zip(x) {
         *o = exp_or_zero(v - max);
@@ -116,7 +116,7 @@ fn softmax_row(x: &[f32], y: &mut [f32]) {
 }
 
 /// Rows per parallel task: about [`CHUNK`] elements.
-fn rows_per_task(row: usize) -> usize {
+pub(super) fn rows_per_task(row: usize) -> usize {
     (CHUNK / row).max(1)
 }
 
