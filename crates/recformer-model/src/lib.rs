@@ -53,6 +53,7 @@ pub mod precision;
 pub mod presets;
 pub mod pretrained;
 mod reshape;
+mod safetensors_file;
 pub mod save;
 pub mod similarity;
 mod token_linear;

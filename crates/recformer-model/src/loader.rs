@@ -24,10 +24,7 @@ use std::rc::Rc;
 
 use burn::module::ParamId;
 use burn::tensor::{backend::Backend, DType, Tensor};
-use burn_store::{
-    ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
-    TensorSnapshot,
-};
+use burn_store::{ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, TensorSnapshot};
 
 use crate::config::RecformerConfig;
 use crate::error::{Error, Result, ShapeMismatch};
@@ -84,13 +81,7 @@ pub(crate) fn read_snapshots(path: &Path) -> Result<BTreeMap<String, TensorSnaps
         });
     }
     match ext.as_str() {
-        "safetensors" => SafetensorsStore::from_file(path)
-            .get_all_snapshots()
-            .cloned()
-            .map_err(|source| Error::SafetensorsRead {
-                path: path.to_path_buf(),
-                source,
-            }),
+        "safetensors" => crate::safetensors_file::read_lazily(path),
         "bin" | "pt" | "pth" => PytorchStore::from_file(path)
             .get_all_snapshots()
             .cloned()

@@ -2,11 +2,11 @@
 //! (every parameter through the fused kernel on the default CPU backend), and optimizer records
 //! written by one continue, bit for bit, in the other (checkpoints of earlier runs resume).
 
-use burn::nn::{Linear, LinearConfig};
+use burn::module::Param;
+use burn::nn::Linear;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, GradientsParams, Optimizer};
-use burn::tensor::backend::Backend;
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{Tensor, TensorData};
 use recformer_train::checkpoint::{load_record, save_record};
 use recformer_train::optim::{adamw_config, FusedAdamW};
 
@@ -15,10 +15,23 @@ type B = recformer_model::backend::CpuAutodiff;
 const WEIGHT_DECAY: f64 = 0.01;
 const EPSILON: f64 = 1e-8;
 
+/// Values in [-1, 1) from a hash of their index (the tests of a binary run in parallel, and
+/// Burn's generator is one per process: its draws would depend on the other test's).
+fn values(n: usize, salt: u64) -> Vec<f32> {
+    (0..n as u64)
+        .map(|i| {
+            let x = (i ^ (salt << 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            ((x >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+        })
+        .collect()
+}
+
 fn grads(model: &Linear<B>, step: usize) -> GradientsParams {
     let device = Default::default();
-    B::seed(&device, 100 + step as u64);
-    let x = Tensor::<B, 2>::random([33, 70], Distribution::Normal(0.0, 1.0), &device);
+    let x = Tensor::<B, 2>::from_data(
+        TensorData::new(values(33 * 70, 100 + step as u64), [33, 70]),
+        &device,
+    );
     let loss = model.forward(x).tanh().sum();
     GradientsParams::from_grads(loss.backward(), model)
 }
@@ -49,11 +62,12 @@ fn steps<O: Optimizer<Linear<B>, B>>(
 
 fn start() -> Linear<B> {
     let device = Default::default();
-    B::seed(&device, 7);
-    let model = LinearConfig::new(70, 45).init::<B>(&device);
-    // Parameters initialise lazily: materialise them so that clones start equal.
-    let _ = (model.weight.val(), model.bias.as_ref().map(|b| b.val()));
-    model
+    let weight = Tensor::from_data(TensorData::new(values(70 * 45, 1), [70, 45]), &device);
+    let bias = Tensor::from_data(TensorData::new(values(45, 2), [45]), &device);
+    Linear {
+        weight: Param::from_tensor(weight),
+        bias: Some(Param::from_tensor(bias)),
+    }
 }
 
 #[test]

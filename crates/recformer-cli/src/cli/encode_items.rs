@@ -29,8 +29,9 @@ pub struct EncodeItemsArgs {
     /// cpu (the default CPU backend), flex, ndarray, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Items per forward pass.
-    #[arg(long, default_value_t = 64)]
+    /// Items per forward pass. On a CPU backend one batch per core runs at once; 32 encodes as
+    /// fast as 64 and keeps the process's peak memory ~80 MB lower (docs/performance.md).
+    #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// No progress output.
     #[arg(long)]
