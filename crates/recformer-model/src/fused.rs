@@ -6,11 +6,7 @@ use burn::optim::AdaptiveMomentumState;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-#[cfg(feature = "ndarray")]
-pub use crate::ndarray_ops::adamw::AdamWHyper;
-
 /// AdamW's constants, as `burn::optim::AdamWConfig` holds them.
-#[cfg(not(feature = "ndarray"))]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamWHyper {
     /// First moment's decay β₁.

@@ -16,22 +16,9 @@ use burn_ndarray::NdArrayTensor;
 use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
-use crate::fused::AdamWInputs;
+use crate::fused::{AdamWHyper, AdamWInputs};
 
 use super::{elements, primitive, simd, standard, zeroed, Float, Kind, CHUNK};
-
-/// AdamW's constants, as `burn::optim::AdamWConfig` holds them.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamWHyper {
-    /// First moment's decay β₁.
-    pub beta_1: f32,
-    /// Second moment's decay β₂.
-    pub beta_2: f32,
-    /// Added to `√v̂` in the denominator.
-    pub epsilon: f32,
-    /// Decoupled weight decay (multiplied by the learning rate).
-    pub weight_decay: f32,
-}
 
 /// [`crate::fused::adamw_update`].
 pub(crate) fn adamw_update<B: Backend, const D: usize>(
