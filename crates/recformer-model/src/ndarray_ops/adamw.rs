@@ -40,7 +40,6 @@ pub(crate) fn adamw_update<B: Backend, const D: usize>(
     if Kind::of::<B>() != Some(Kind::Plain(DType::F32)) || !f32_tensors {
         return Err((tensor, grad, state));
     }
-    let shape = tensor.shape();
     let (time, moments) = match state {
         Some(s) => (s.time + 1, Some((s.moment_1, s.moment_2))),
         None => (1, None),
@@ -51,8 +50,10 @@ pub(crate) fn adamw_update<B: Backend, const D: usize>(
     let (mut m, mut v) = match moments {
         Some((m, v)) => (writable(primitive(m)), writable(primitive(v))),
         None => {
-            let zeros = || ArcArray::from_shape_vec(theta.raw_dim(), zeroed(theta.len()));
-            let zeros = || zeros().expect("the parameter's element count");
+            let zeros = || {
+                ArcArray::from_shape_vec(theta.raw_dim(), zeroed(theta.len()))
+                    .expect("the parameter's element count")
+            };
             (zeros(), zeros())
         }
     };
@@ -81,9 +82,10 @@ pub(crate) fn adamw_update<B: Backend, const D: usize>(
         });
 
     let wrap = |a: ArcArray<f32, IxDyn>| super::tensor::<B, D, _>(f32::wrap(a));
-    let (theta, m, v) = (wrap(theta), wrap(m), wrap(v));
-    debug_assert_eq!(theta.shape(), shape);
-    Ok((theta, AdaptiveMomentumState::new(time, m, v)))
+    Ok((
+        wrap(theta),
+        AdaptiveMomentumState::new(time, wrap(m), wrap(v)),
+    ))
 }
 
 /// The array of an f32 tensor in standard layout, to be written in place.

@@ -173,7 +173,7 @@ where
 /// over rayon's threads (Burn's runs on the calling thread). The same bits; `None` for other
 /// layouts, where ndarray sums differently.
 fn bias_gradient<E: Float>(grad: &ArrayView2<'_, E>) -> Option<Array1<E>> {
-    let (rows, d) = grad.dim();
+    let d = grad.ncols();
     let data = grad.as_slice().filter(|_| d > 1)?;
     let mut sums: Vec<E> = vec![E::zero(); d];
     let columns = d.div_ceil(2 * rayon::current_num_threads()).max(16);
@@ -181,7 +181,7 @@ fn bias_gradient<E: Float>(grad: &ArrayView2<'_, E>) -> Option<Array1<E>> {
         .enumerate()
         .for_each(|(chunk, sums)| {
             let start = chunk * columns;
-            for row in data.chunks_exact(d).take(rows) {
+            for row in data.chunks_exact(d) {
                 let row = &row[start..start + sums.len()];
                 for (sum, &x) in sums.iter_mut().zip(row) {
                     *sum += x;
