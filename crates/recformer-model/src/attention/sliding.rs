@@ -118,22 +118,46 @@ pub fn local_attention_sliding<B: Backend>(
     product: BandProduct,
 ) -> Tensor<B, 4> {
     let with_global_first = masks.any_global;
-    let [b, h, l, _] = query.dims();
+    let l = query.dims()[2];
     let w = one_sided_window;
     assert!(
         supports(l, w),
         "seq_len {l} is not a multiple of the one-sided window {w}"
     );
-    let nb = l / w;
+    let band_scores = band_scores(query, key, w, with_global_first, product);
+    #[cfg(feature = "ndarray")]
+    let attn_probs =
+        match crate::ndarray_ops::masked_softmax::band_masked_softmax(band_scores, masks, w) {
+            Ok(probs) => probs,
+            Err(band_scores) => band_probs(band_scores, masks, w),
+        };
+    #[cfg(not(feature = "ndarray"))]
+    let attn_probs = band_probs(band_scores, masks, w);
+    let attn_probs = apply_dropout(dropout, attn_probs);
+
+    band_context(attn_probs, value, w, with_global_first, product)
+}
+
+/// The band's probabilities: scores outside the window, at padding keys and at global keys
+/// (whose column is the extra one) filled with the mask value, the softmax over each row, then
+/// the rows of padding queries zeroed (HF `_sliding_chunks_query_key_matmul`'s callers). Built
+/// from Burn's ops; on NdArray f32 `ndarray_ops::masked_softmax::band_masked_softmax` computes
+/// the same bits in one op, and this chain is its oracle.
+///
+/// # Shapes
+/// - band_scores: `[batch, heads, seq_len / w, w, 3w]`, plus token 0's global column when
+///   `masks.any_global`
+/// - output: the same
+pub fn band_probs<B: Backend>(
+    band_scores: Tensor<B, 5>,
+    masks: &AttentionMasks<B>,
+    w: usize,
+) -> Tensor<B, 5> {
+    let [b, h, nb, _, cols] = band_scores.dims();
     let win = 3 * w;
-    let device = query.device();
+    let device = band_scores.device();
     let masked = masks.is_index_masked.clone();
     let global = masks.is_index_global_attn.clone();
-
-    let band_scores = band_scores(query, key, w, with_global_first, product);
-    let cols = band_scores.dims()[4];
-
-    // Keys usable in the band: not padding, not global, inside [0, l).
     let key_ok = masked
         .clone()
         .bool_not()
@@ -151,8 +175,7 @@ pub fn local_attention_sliding<B: Backend>(
                 .reshape([b, 1, nb, 1, win])
                 .expand([b, 1, nb, w, win]),
         );
-    let allowed = if with_global_first {
-        // Token 0's column: usable where token 0 is global.
+    let allowed = if cols > win {
         let global_first = global.slice([0..b, 0..1]).reshape([b, 1, 1, 1, 1]);
         Tensor::cat(vec![allowed, global_first.expand([b, 1, nb, w, 1])], 4)
     } else {
@@ -161,14 +184,10 @@ pub fn local_attention_sliding<B: Backend>(
     let mask_value = mask_value_for(band_scores.dtype());
     let attn_scores =
         band_scores.mask_fill(allowed.expand([b, h, nb, w, cols]).bool_not(), mask_value);
-
-    let attn_probs = softmax(attn_scores, 4).mask_fill(
+    softmax(attn_scores, 4).mask_fill(
         masked.reshape([b, 1, nb, w, 1]).expand([b, h, nb, w, cols]),
         0.0,
-    );
-    let attn_probs = apply_dropout(dropout, attn_probs);
-
-    band_context(attn_probs, value, w, with_global_first, product)
+    )
 }
 
 /// The band's scores (see [`local_attention_sliding`]): for query block `k`, columns
