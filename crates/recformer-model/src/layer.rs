@@ -5,13 +5,12 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{backend::Backend, Tensor};
 
-use crate::activation::gelu;
 use crate::attention::{AttentionImpl, AttentionMasks, LongformerSelfAttention};
 use crate::config::RecformerConfig;
 use crate::dropout::dropout;
 use crate::init::linear;
 use crate::layer_norm::layer_norm;
-use crate::token_linear::per_token;
+use crate::token_linear::{per_token, per_token_gelu};
 
 /// `LN(input + Dropout(Dense(hidden)))` after the attention (HF keys `attention.output.*`).
 #[derive(Module, Debug)]
@@ -122,7 +121,7 @@ impl<B: Backend> LongformerIntermediate<B> {
     /// # Shapes
     /// - `[batch, seq_len, hidden]` -> `[batch, seq_len, intermediate]`
     pub fn forward(&self, hidden_states: Tensor<B, 3>) -> Tensor<B, 3> {
-        gelu(per_token(&self.dense, hidden_states))
+        per_token_gelu(&self.dense, hidden_states)
     }
 }
 

@@ -28,6 +28,29 @@ pub(crate) fn per_token<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tenso
     reshape(y, [batch, seq_len, d_output])
 }
 
+/// `gelu(layer(x))` on every token (the FFN's up-projection and activation): one op on NdArray
+/// f32 in inference (`ndarray_ops::linear_gelu`, the same bits), else [`per_token`] then
+/// [`gelu`](crate::activation::gelu).
+///
+/// # Shapes
+/// - x: `[batch, seq_len, d_input]`
+/// - output: `[batch, seq_len, d_output]`
+pub(crate) fn per_token_gelu<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [batch, seq_len, d_input] = x.dims();
+    let x = reshape(x, [batch * seq_len, d_input]);
+    #[cfg(feature = "ndarray")]
+    let x = match crate::ndarray_ops::linear_gelu::linear_gelu(layer, x) {
+        Ok(y) => {
+            let d_output = y.dims()[1];
+            return reshape(y, [batch, seq_len, d_output]);
+        }
+        Err(x) => x,
+    };
+    let y = crate::activation::gelu(rows(layer, x));
+    let d_output = y.dims()[1];
+    reshape(y, [batch, seq_len, d_output])
+}
+
 /// `layer` on every row: `x · W + b`, the same function as `Linear::forward`.
 ///
 /// # Shapes

@@ -46,7 +46,7 @@ pub(crate) fn gelu<B: Backend, const D: usize>(
 
 /// One element of the forward: Burn's `gelu` operation by operation, `erf` aside.
 #[inline(always)]
-fn gelu_value(x: f32) -> f32 {
+pub(super) fn gelu_value(x: f32) -> f32 {
     (x * (erf(x / core::f32::consts::SQRT_2) + 1.0)) / 2.0
 }
 

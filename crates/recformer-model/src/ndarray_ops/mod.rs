@@ -37,6 +37,7 @@ pub(crate) mod erf;
 pub(crate) mod gelu;
 pub(crate) mod layer_norm;
 pub(crate) mod linear;
+pub(crate) mod linear_gelu;
 pub(crate) mod masked_softmax;
 pub(crate) mod matmul;
 pub(crate) mod reshape;

@@ -49,6 +49,29 @@ pub(crate) fn gemm(
     bias: Option<&ArrayView1<'_, f32>>,
     c: &mut ArrayViewMut2<'_, f32>,
 ) -> bool {
+    gemm_then(a, b, bias, Then::Nothing, c)
+}
+
+/// What the last block's epilogue applies to each element of C after the bias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Then {
+    Nothing,
+    /// The exact GELU, [`super::gelu`]'s forward element by element (the same bits as the
+    /// product followed by that op), while the tile is in registers.
+    Gelu,
+}
+
+/// [`gemm`], then `then` on every element of C.
+///
+/// # Shapes
+/// - as [`gemm`]
+pub(crate) fn gemm_then(
+    a: &ArrayView2<'_, f32>,
+    b: &ArrayView2<'_, f32>,
+    bias: Option<&ArrayView1<'_, f32>>,
+    then: Then,
+    c: &mut ArrayViewMut2<'_, f32>,
+) -> bool {
     let ((m, k), n) = (a.dim(), b.ncols());
     debug_assert_eq!((b.nrows(), c.dim()), (k, (m, n)));
     if k == 0 || m * n * k < MIN_WORK || c.strides()[1] != 1 {
@@ -56,10 +79,10 @@ pub(crate) fn gemm(
     }
     #[cfg(target_arch = "x86_64")]
     if let Some(simd) = pulp::x86::V4::try_new() {
-        avx512::gemm(simd, a, b, bias, c);
+        avx512::gemm(simd, a, b, bias, then, c);
         return true;
     }
-    let _ = bias;
+    let _ = (bias, then);
     false
 }
 
@@ -180,7 +203,8 @@ mod avx512 {
     use pulp::{f32x16, Simd, WithSimd};
     use rayon::prelude::*;
 
-    use super::{pack_a, pack_b, KC, MC, MR, NR};
+    use super::{pack_a, pack_b, Then, KC, MC, MR, NR};
+    use crate::ndarray_ops::gelu::gelu_value;
 
     /// [`super::gemm`] on a CPU with AVX-512.
     pub(super) fn gemm(
@@ -188,6 +212,7 @@ mod avx512 {
         a: &ArrayView2<'_, f32>,
         b: &ArrayView2<'_, f32>,
         bias: Option<&ArrayView1<'_, f32>>,
+        then: Then,
         c: &mut ArrayViewMut2<'_, f32>,
     ) {
         let ((m, k), n) = (a.dim(), b.ncols());
@@ -209,6 +234,7 @@ mod avx512 {
             a,
             b,
             bias: bias.as_deref(),
+            then,
             mc,
         };
         with_buffer(&PACKED_B, panels * NR * KC.min(k), |packed_b| {
@@ -225,6 +251,8 @@ mod avx512 {
         b: &'a ArrayView2<'v, f32>,
         /// The bias padded to whole panels.
         bias: Option<&'a [f32]>,
+        /// Applied after the bias, in the last block.
+        then: Then,
         /// Rows of C per task.
         mc: usize,
     }
@@ -239,6 +267,7 @@ mod avx512 {
                 a,
                 b,
                 bias,
+                then,
                 mc,
             } = *self;
             let (k, n) = b.dim();
@@ -249,9 +278,11 @@ mod avx512 {
                 .enumerate()
                 .for_each(|(panel, out)| pack_b(b, p0, kc, panel, out));
             let packed_b = &*packed_b;
+            let last = p0 + kc == k;
             let block = Block {
                 first: p0 == 0,
-                bias: bias.filter(|_| p0 + kc == k),
+                bias: bias.filter(|_| last),
+                gelu: last && then == Then::Gelu,
                 kc,
             };
             c.axis_chunks_iter_mut(Axis(0), mc)
@@ -313,6 +344,8 @@ mod avx512 {
         first: bool,
         /// The padded bias, on the last block only.
         bias: Option<&'a [f32]>,
+        /// GELU after the bias, on the last block only.
+        gelu: bool,
         kc: usize,
     }
 
@@ -350,7 +383,11 @@ mod avx512 {
                     for (r, acc) in acc.iter().enumerate().take(h.saturating_sub(i0)) {
                         let mut row = c.row_mut(i0 + r);
                         let row = row.as_slice_mut().expect("unit column stride");
-                        epilogue(simd, *acc, &mut row[j0..j0 + w], block.first, bias);
+                        let row = &mut row[j0..j0 + w];
+                        epilogue(simd, *acc, row, block.first, bias);
+                        if block.gelu {
+                            row.iter_mut().for_each(|x| *x = gelu_value(*x));
+                        }
                     }
                 }
             }
