@@ -21,9 +21,9 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_autodiff::Autodiff;
 use burn_ndarray::NdArrayTensor;
 use ndarray::ArcArray;
-use rayon::prelude::*;
 
-use super::{elements, map_f32, primitive, simd, tensor, zeroed, Float, Kind, Map, CHUNK};
+use super::filled::filled_with;
+use super::{elements, map_f32, primitive, simd, tensor, Float, Kind, Map, CHUNK};
 
 /// `LayerNorm` with scale `gamma`, shift `beta` and `epsilon` over the last dimension of `x`, on
 /// NdArray f32 or `Autodiff<NdArray<f32>>`; `Err` for every other backend and float type.
@@ -135,21 +135,17 @@ impl Norm {
             gs.as_slice().expect("standard layout"),
         );
         let task = Self::rows_per_task(d) * d;
-        let mut dx = zeroed::<f32>(input.len());
         // Per block of rows: dx written in place, the block's partial dγ and dβ returned.
-        let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
-            .par_chunks_mut(task)
-            .zip(input.par_chunks(task).zip(incoming.par_chunks(task)))
-            .map(|(dx, (x, g))| {
-                simd::vectorized(BackwardBlock {
-                    norm: self,
-                    gamma: &gamma,
-                    x,
-                    g,
-                    dx,
-                })
+        let (dx, partials) = filled_with(input.len(), task, |t, dx| {
+            let range = t * task..t * task + dx.len();
+            simd::vectorized(BackwardBlock {
+                norm: self,
+                gamma: &gamma,
+                x: &input[range.clone()],
+                g: &incoming[range],
+                dx,
             })
-            .collect();
+        });
         let (mut dgamma, mut dbeta) = (vec![0.0_f32; d], vec![0.0_f32; d]);
         for (pg, pb) in &partials {
             for (s, v) in dgamma.iter_mut().zip(pg) {

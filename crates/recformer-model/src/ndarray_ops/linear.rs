@@ -17,7 +17,7 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_autodiff::{Autodiff, NodeId};
 use burn_ndarray::NdArrayTensor;
 use ndarray::parallel::prelude::*;
-use ndarray::{ArcArray, Array1, Array2, ArrayView2, Axis, Ix1, Ix2, IxDyn};
+use ndarray::{ArcArray, Array1, Array2, ArrayView1, ArrayView2, Axis, Ix1, Ix2, IxDyn};
 use rayon::slice::ParallelSliceMut;
 
 use super::{gemm, gemm_into, primitive, tensor, zeros, Float, Kind};
@@ -84,19 +84,30 @@ where
             .and_then(|b| b.into_dimensionality::<Ix1>().ok())
             .expect("a rank-1 bias of the weight's type (checked by `linear`)")
     });
-    let mut y: Array2<E> = zeros((x.nrows(), w.ncols()));
-    if !E::fast_gemm(&x, &w, bias.as_ref(), &mut y.view_mut()) {
-        gemm_into(&x, &w, &mut y.view_mut());
-        if let Some(bias) = &bias {
-            // Burn adds the bias as a `[1, d_output]` row, one addition per element: the same
-            // additions here, in place and row by row in parallel (burn-ndarray's add allocates
-            // a new array on one thread).
-            y.axis_iter_mut(Axis(0))
-                .into_par_iter()
-                .for_each(|mut row| row += bias);
-        }
-    }
+    let y = match E::fast_product(&x, &w, bias.as_ref()) {
+        Some(y) => y,
+        None => small(&x, &w, bias.as_ref()),
+    };
     E::wrap(y.into_dyn().into_shared())
+}
+
+/// `x · w + bias` off [`super::sgemm`]: matrixmultiply, then the bias as Burn adds it.
+fn small<E: Float>(
+    x: &ArrayView2<'_, E>,
+    w: &ArrayView2<'_, E>,
+    bias: Option<&ArrayView1<'_, E>>,
+) -> Array2<E> {
+    let mut y: Array2<E> = zeros((x.nrows(), w.ncols()));
+    gemm_into(x, w, &mut y.view_mut());
+    if let Some(bias) = bias {
+        // Burn adds the bias as a `[1, d_output]` row, one addition per element: the same
+        // additions here, in place and row by row in parallel (burn-ndarray's add allocates a
+        // new array on one thread).
+        y.axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .for_each(|mut row| row += bias);
+    }
+    y
 }
 
 fn inference<B: Backend, E: Float>(

@@ -12,10 +12,10 @@ use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
 use burn_ndarray::NdArrayTensor;
-use ndarray::{Array2, ArrayView1, ArrayView2, Ix1, Ix2};
+use ndarray::{ArrayView1, ArrayView2, Ix1, Ix2};
 
-use super::sgemm::{gemm_then, Then};
-use super::{primitive, tensor, zeros, Float, Kind};
+use super::sgemm::{product, Then};
+use super::{primitive, tensor, Float, Kind};
 
 /// `gelu(x · W + b)` on NdArray f32 without autodiff when the product runs on [`super::sgemm`]
 /// (AVX-512, large enough); `Err(x)` otherwise (the caller runs the linear layer and the GELU).
@@ -51,11 +51,10 @@ pub(crate) fn linear_gelu<B: Backend>(
         },
         None => None,
     };
-    let mut y: Array2<f32> = zeros((xs.nrows(), w.ncols()));
-    if !gemm_then(&xs, &w, bias.as_ref(), Then::Gelu, &mut y.view_mut()) {
-        return Err(x);
+    match product(&xs, &w, bias.as_ref(), Then::Gelu) {
+        Some(y) => Ok(tensor::<B, 2, _>(f32::wrap(y.into_dyn().into_shared()))),
+        None => Err(x),
     }
-    Ok(tensor::<B, 2, _>(f32::wrap(y.into_dyn().into_shared())))
 }
 
 /// The tensor as an f32 matrix, if it is one.

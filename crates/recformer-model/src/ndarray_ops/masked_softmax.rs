@@ -22,10 +22,10 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{unary, Backward, Ops, OpsKind};
 use burn_autodiff::Autodiff;
 use burn_ndarray::NdArrayTensor;
-use rayon::prelude::*;
 
+use super::filled::filled;
 use super::softmax::{row_dot, rows_per_task, softmax_row};
-use super::{elements, map_f32, primitive, simd, tensor, zeroed, Float, Kind, Map};
+use super::{elements, map_f32, primitive, simd, tensor, Float, Kind, Map};
 use crate::attention::{AttentionMasks, MASK_VALUE};
 
 /// Where a row's columns point: the dense `[l, l]` scores, or the sliding window's band.
@@ -253,19 +253,16 @@ fn backward(probs: &NdArrayTensor, grad: &NdArrayTensor, allowed: &Allowed) -> N
         g.as_slice().expect("standard layout"),
     );
     let task = rows_per_task(allowed.cols) * allowed.cols;
-    let mut out = zeroed::<f32>(y.len());
-    out.par_chunks_mut(task)
-        .zip(y.par_chunks(task).zip(g.par_chunks(task)))
-        .enumerate()
-        .for_each(|(t, (out, (probs, incoming)))| {
-            simd::vectorized(Gradient {
-                allowed,
-                start: t * task,
-                probs,
-                incoming,
-                out,
-            })
-        });
+    let out = filled(y.len(), task, |t, out| {
+        let range = t * task..t * task + out.len();
+        simd::vectorized(Gradient {
+            allowed,
+            start: t * task,
+            probs: &y[range.clone()],
+            incoming: &g[range],
+            out,
+        })
+    });
     let array = ndarray::ArcArray::from_shape_vec(dim, out).expect("same number of elements");
     f32::wrap(array)
 }

@@ -14,10 +14,10 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_autodiff::{Autodiff, NodeId};
 use burn_ndarray::NdArrayTensor;
-use ndarray::parallel::prelude::*;
-use ndarray::{ArcArray, Array3, ArrayViewD, Axis, IxDyn};
+use ndarray::{ArcArray, ArrayViewD, ArrayViewMut2, IxDyn};
 
-use super::{gemm_into, matrix, primitive, tensor, zeros, Float, Kind};
+use super::filled::filled;
+use super::{gemm, gemm_into, matrix, primitive, tensor, Float, Kind};
 
 /// `a · b` over the last two dimensions through strided GEMM when `B` is NdArray or
 /// `Autodiff<NdArray>` (see the module [`super`]) and the leading dimensions are equal (no
@@ -52,15 +52,20 @@ fn batched<E: Float>(a: &ArrayViewD<'_, E>, b: &ArrayViewD<'_, E>) -> ArcArray<E
     let (m, n) = (a.shape()[nd - 2], b.shape()[nd - 1]);
     let lead = &a.shape()[..nd - 2];
     let batches = lead.iter().product::<usize>();
-    let mut out: Array3<E> = zeros((batches, m, n));
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(i, mut c)| gemm_into(&matrix(a, i), &matrix(b, i), &mut c));
     let shape: Vec<usize> = lead.iter().copied().chain([m, n]).collect();
-    out.into_shape_with_order(IxDyn(&shape))
-        .expect("same number of elements")
-        .into_shared()
+    if batches == 1 {
+        // One product, split over the threads by the GEMM itself.
+        return gemm(matrix(a, 0), matrix(b, 0))
+            .into_shape_with_order(IxDyn(&shape))
+            .expect("same number of elements")
+            .into_shared();
+    }
+    // One product per task, which zeroes its output matrix right before writing it.
+    let out = filled(batches * m * n, (m * n).max(1), |i, c| {
+        let mut c = ArrayViewMut2::from_shape((m, n), c).expect("one output matrix");
+        gemm_into(&matrix(a, i), &matrix(b, i), &mut c);
+    });
+    ArcArray::from_shape_vec(IxDyn(&shape), out).expect("same number of elements")
 }
 
 /// The view with its last two axes swapped.

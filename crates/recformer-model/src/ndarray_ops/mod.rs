@@ -34,6 +34,7 @@ pub(crate) mod adamw;
 pub(crate) mod band;
 pub(crate) mod dropout;
 pub(crate) mod erf;
+pub(crate) mod filled;
 pub(crate) mod gelu;
 pub(crate) mod layer_norm;
 pub(crate) mod linear;
@@ -109,10 +110,17 @@ trait Float: FloatNdArrayElement + LinalgScalar + Send + Sync {
         bias: Option<&ArrayView1<'_, Self>>,
         c: &mut ArrayViewMut2<'_, Self>,
     ) -> bool;
+    /// `a · b + bias` into a new matrix by [`sgemm::product`] if it handles the operands (the
+    /// same bits as [`Float::fast_gemm`]); `None` otherwise.
+    fn fast_product(
+        a: &ArrayView2<'_, Self>,
+        b: &ArrayView2<'_, Self>,
+        bias: Option<&ArrayView1<'_, Self>>,
+    ) -> Option<Array2<Self>>;
 }
 
 macro_rules! float {
-    ($ty:ty, $variant:ident, $fast_gemm:expr) => {
+    ($ty:ty, $variant:ident, $fast_gemm:expr, $fast_product:expr) => {
         impl Float for $ty {
             fn view(tensor: &NdArrayTensor) -> Option<ArrayViewD<'_, Self>> {
                 match tensor {
@@ -137,11 +145,23 @@ macro_rules! float {
             ) -> bool {
                 $fast_gemm(a, b, bias, c)
             }
+            fn fast_product(
+                a: &ArrayView2<'_, Self>,
+                b: &ArrayView2<'_, Self>,
+                bias: Option<&ArrayView1<'_, Self>>,
+            ) -> Option<Array2<Self>> {
+                $fast_product(a, b, bias)
+            }
         }
     };
 }
-float!(f32, F32, sgemm::gemm);
-float!(f64, F64, |_, _, _, _| false);
+float!(f32, F32, sgemm::gemm, |a, b, bias| sgemm::product(
+    a,
+    b,
+    bias,
+    sgemm::Then::Nothing
+));
+float!(f64, F64, |_, _, _, _| false, |_, _, _| None);
 
 /// `out = a · b` (either may be any view): burn-ndarray's own call (`general_mat_mul`, α = 1,
 /// β = 0), without its copies of the operands, or [`sgemm`]'s product with the same bits.
@@ -157,6 +177,9 @@ fn gemm_into<E: Float>(
 
 /// `a · b` into a new standard-layout matrix.
 fn gemm<E: Float>(a: ArrayView2<'_, E>, b: ArrayView2<'_, E>) -> Array2<E> {
+    if let Some(out) = E::fast_product(&a, &b, None) {
+        return out;
+    }
     let mut out: Array2<E> = zeros((a.nrows(), b.ncols()));
     gemm_into(&a, &b, &mut out.view_mut());
     out
@@ -292,19 +315,15 @@ impl<M: ZipMap> simd::Kernel for ZipSlice<'_, M> {
 fn map_f32(x: &NdArrayTensor, task: usize, map: &impl Map) -> NdArrayTensor {
     let x = elements(x);
     let input = x.as_slice().expect("standard layout");
-    let mut out = zeroed::<f32>(input.len());
-    out.par_chunks_mut(task)
-        .zip(input.par_chunks(task))
-        .enumerate()
-        .for_each(|(i, (out, input))| {
-            let start = i * task;
-            simd::vectorized(MapSlice {
-                map,
-                start,
-                input,
-                out,
-            });
+    let out = filled::filled(input.len(), task, |i, out| {
+        let start = i * task;
+        simd::vectorized(MapSlice {
+            map,
+            start,
+            input: &input[start..start + out.len()],
+            out,
         });
+    });
     let array = ArcArray::from_shape_vec(x.raw_dim(), out).expect("same number of elements");
     f32::wrap(array)
 }
@@ -323,10 +342,11 @@ fn zip_map_f32(
         a.as_slice().expect("standard layout"),
         b.as_slice().expect("standard layout"),
     );
-    let mut out = zeroed::<f32>(xa.len());
-    out.par_chunks_mut(task)
-        .zip(xa.par_chunks(task).zip(xb.par_chunks(task)))
-        .for_each(|(out, (a, b))| simd::vectorized(ZipSlice { map, a, b, out }));
+    let out = filled::filled(xa.len(), task, |i, out| {
+        let range = i * task..i * task + out.len();
+        let (a, b) = (&xa[range.clone()], &xb[range]);
+        simd::vectorized(ZipSlice { map, a, b, out });
+    });
     let array = ArcArray::from_shape_vec(a.raw_dim(), out).expect("same number of elements");
     f32::wrap(array)
 }

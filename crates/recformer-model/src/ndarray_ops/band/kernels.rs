@@ -3,8 +3,9 @@
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::parallel::prelude::*;
-use ndarray::{Array4, ArrayView2, ArrayViewD, ArrayViewMut2, Axis, Slice};
+use ndarray::{Array4, ArrayView2, ArrayViewD, ArrayViewMut2, ArrayViewMut3, Axis, Slice};
 
+use super::super::filled::filled;
 use super::super::{gemm_into, matrix, zeros, Float};
 
 /// The band's geometry: one-sided window `w` and whether token 0's column is present.
@@ -75,36 +76,49 @@ pub(super) fn scores_forward<E: Float>(
 ) -> Array4<E> {
     let (b, h, l, _) = dims4(q);
     let (w, nb) = (band.w, l / band.w);
-    let mut out = zeros::<E, _, _>((b * h, nb, w, band.cols()));
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(i, mut out)| {
-            let (q, k) = (matrix(q, i), matrix(k, i));
-            for blk in 0..nb {
-                let qb = band.block(&q, blk);
-                let mut o = out.index_axis_mut(Axis(0), blk);
-                for s in 0..3 {
-                    if let Some(j) = Band::source(blk, s, nb) {
-                        let kt = band.block(&k, j).reversed_axes();
-                        gemm_into(
-                            &qb,
-                            &kt,
-                            &mut o.slice_axis_mut(Axis(1), band.part(s).into()),
-                        );
-                    }
-                }
-                if band.global {
-                    let k0 = rows(&k, 0..1).reversed_axes();
+    let shape = (b * h, nb, w, band.cols());
+    let out = per_pair(shape, |i, mut out| {
+        let (q, k) = (matrix(q, i), matrix(k, i));
+        for blk in 0..nb {
+            let qb = band.block(&q, blk);
+            let mut o = out.index_axis_mut(Axis(0), blk);
+            for s in 0..3 {
+                if let Some(j) = Band::source(blk, s, nb) {
+                    let kt = band.block(&k, j).reversed_axes();
                     gemm_into(
                         &qb,
-                        &k0,
-                        &mut o.slice_axis_mut(Axis(1), band.part(3).into()),
+                        &kt,
+                        &mut o.slice_axis_mut(Axis(1), band.part(s).into()),
                     );
                 }
             }
-        });
+            if band.global {
+                let k0 = rows(&k, 0..1).reversed_axes();
+                gemm_into(
+                    &qb,
+                    &k0,
+                    &mut o.slice_axis_mut(Axis(1), band.part(3).into()),
+                );
+            }
+        }
+    });
     out
+}
+
+/// A new `[b·h, nb, w, cols]` array whose matrix `i` is written by `f(i, matrix)`, one pair of
+/// the batch and head axes per parallel task, each zeroed by its task ([`filled`]).
+fn per_pair<E: Float>(
+    shape: (usize, usize, usize, usize),
+    f: impl Fn(usize, ArrayViewMut3<'_, E>) + Sync,
+) -> Array4<E> {
+    let (pairs, nb, w, cols) = shape;
+    let out = filled(pairs * nb * w * cols, (nb * w * cols).max(1), |i, part| {
+        f(
+            i,
+            ArrayViewMut3::from_shape((nb, w, cols), part).expect("one pair's matrices"),
+        );
+    });
+    Array4::from_shape_vec(shape, out).expect("the shape's element count")
 }
 
 /// Gradients of the scores with respect to `q` and `k`, as `[2, b·h, l, d]` (query first).
@@ -162,25 +176,21 @@ pub(super) fn context_forward<E: Float>(
 ) -> Array4<E> {
     let (b, h, l, d) = dims4(v);
     let (w, nb) = (band.w, l / band.w);
-    let mut out = zeros::<E, _, _>((b * h, nb, w, d));
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(i, mut out)| {
-            let (v, p) = (matrix(v, i), three(p, i));
-            for blk in 0..nb {
-                let pb = p.index_axis(Axis(0), blk); // [w, cols]
-                let mut o = out.index_axis_mut(Axis(0), blk);
-                for s in 0..3 {
-                    if let Some(j) = Band::source(blk, s, nb) {
-                        gemm_add(&cols(&pb, band.part(s)), &band.block(&v, j), &mut o);
-                    }
-                }
-                if band.global {
-                    gemm_add(&cols(&pb, band.part(3)), &rows(&v, 0..1), &mut o);
+    let out = per_pair((b * h, nb, w, d), |i, mut out| {
+        let (v, p) = (matrix(v, i), three(p, i));
+        for blk in 0..nb {
+            let pb = p.index_axis(Axis(0), blk); // [w, cols]
+            let mut o = out.index_axis_mut(Axis(0), blk);
+            for s in 0..3 {
+                if let Some(j) = Band::source(blk, s, nb) {
+                    gemm_add(&cols(&pb, band.part(s)), &band.block(&v, j), &mut o);
                 }
             }
-        });
+            if band.global {
+                gemm_add(&cols(&pb, band.part(3)), &rows(&v, 0..1), &mut o);
+            }
+        }
+    });
     out
 }
 

@@ -22,7 +22,7 @@
 //! [`gemm`] answers `false` (and the caller runs matrixmultiply) without AVX-512, for f64, for
 //! small products, and when C's rows are not contiguous.
 
-use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
 /// The depth of one block of the sum (matrixmultiply's `S_KC`): part of the arithmetic.
 const KC: usize = 256;
@@ -50,6 +50,32 @@ pub(crate) fn gemm(
     c: &mut ArrayViewMut2<'_, f32>,
 ) -> bool {
     gemm_then(a, b, bias, Then::Nothing, c)
+}
+
+/// `a · b` (`+ bias`, then `then`) into a new standard-layout matrix if this module handles the
+/// operands (as [`gemm_then`]; `None` otherwise). The first block of the sum runs inside
+/// [`super::filled::filled`]: each task zeroes its rows of C right before storing them, instead
+/// of a zeroing pass over the whole matrix first.
+///
+/// # Shapes
+/// - a: `[m, k]`, b: `[k, n]`, bias: `[n]`; output `[m, n]`
+pub(crate) fn product(
+    a: &ArrayView2<'_, f32>,
+    b: &ArrayView2<'_, f32>,
+    bias: Option<&ArrayView1<'_, f32>>,
+    then: Then,
+) -> Option<Array2<f32>> {
+    let ((m, k), n) = (a.dim(), b.ncols());
+    debug_assert_eq!(b.nrows(), k);
+    if k == 0 || m * n * k < MIN_WORK {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(simd) = pulp::x86::V4::try_new() {
+        return Some(avx512::product(simd, a, b, bias, then));
+    }
+    let _ = (bias, then);
+    None
 }
 
 /// What the last block's epilogue applies to each element of C after the bias.
@@ -198,15 +224,16 @@ mod avx512 {
     use std::thread::LocalKey;
 
     use ndarray::parallel::prelude::*;
-    use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Axis};
+    use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
     use pulp::x86::V4;
     use pulp::{f32x16, Simd, WithSimd};
     use rayon::prelude::*;
 
     use super::{pack_a, pack_b, Then, KC, MC, MR, NR};
+    use crate::ndarray_ops::filled::filled;
     use crate::ndarray_ops::gelu::gelu_value;
 
-    /// [`super::gemm`] on a CPU with AVX-512.
+    /// [`super::gemm_then`] on a CPU with AVX-512.
     pub(super) fn gemm(
         simd: V4,
         a: &ArrayView2<'_, f32>,
@@ -215,33 +242,49 @@ mod avx512 {
         then: Then,
         c: &mut ArrayViewMut2<'_, f32>,
     ) {
-        let ((m, k), n) = (a.dim(), b.ncols());
-        let panels = n.div_ceil(NR);
-        // The bias padded to whole panels (the epilogue reads NR at a time).
-        let bias: Option<Vec<f32>> = bias.map(|bias| {
-            let mut padded = vec![0.0; panels * NR];
-            padded.iter_mut().zip(bias).for_each(|(d, s)| *d = *s);
-            padded
-        });
-        // Tasks of `mc` rows: at most MC, and at least four per thread when C has few rows
-        // (a weight's gradient has `d_in` rows), so that they spread evenly.
-        let mc = m
-            .div_ceil(4 * rayon::current_num_threads())
-            .next_multiple_of(MR)
-            .clamp(MR, MC);
-        let product = Product {
-            simd,
-            a,
-            b,
-            bias: bias.as_deref(),
-            then,
-            mc,
-        };
-        with_buffer(&PACKED_B, panels * NR * KC.min(k), |packed_b| {
-            for p0 in (0..k).step_by(KC) {
+        let bias = padded(bias, b.ncols());
+        let product = Product::new(simd, a, b, bias.as_deref(), then);
+        with_buffer(&PACKED_B, product.packed_b_len(), |packed_b| {
+            for p0 in (0..a.ncols()).step_by(KC) {
                 product.block(p0, packed_b, c);
             }
         });
+    }
+
+    /// [`super::product`] on a CPU with AVX-512: the first block's tasks write rows of a new
+    /// matrix ([`filled`]), the later blocks add to it.
+    pub(super) fn product(
+        simd: V4,
+        a: &ArrayView2<'_, f32>,
+        b: &ArrayView2<'_, f32>,
+        bias: Option<&ArrayView1<'_, f32>>,
+        then: Then,
+    ) -> Array2<f32> {
+        let ((m, k), n) = (a.dim(), b.ncols());
+        let bias = padded(bias, n);
+        let product = Product::new(simd, a, b, bias.as_deref(), then);
+        with_buffer(&PACKED_B, product.packed_b_len(), |packed_b| {
+            let (block, packed) = product.pack(0, packed_b);
+            let data = filled(m * n, product.mc * n, |task, rows| {
+                let rows =
+                    ArrayViewMut2::from_shape((rows.len() / n, n), rows).expect("whole rows of C");
+                product.task(&block, packed, task, rows);
+            });
+            let mut c = Array2::from_shape_vec((m, n), data).expect("m · n elements");
+            for p0 in (KC..k).step_by(KC) {
+                product.block(p0, packed_b, &mut c.view_mut());
+            }
+            c
+        })
+    }
+
+    /// The bias padded to whole panels (the epilogue reads [`NR`] at a time).
+    fn padded(bias: Option<&ArrayView1<'_, f32>>, n: usize) -> Option<Vec<f32>> {
+        bias.map(|bias| {
+            let mut padded = vec![0.0; n.div_ceil(NR) * NR];
+            padded.iter_mut().zip(bias).for_each(|(d, s)| *d = *s);
+            padded
+        })
     }
 
     /// The operands of one product and how it is split.
@@ -257,54 +300,92 @@ mod avx512 {
         mc: usize,
     }
 
-    impl Product<'_, '_> {
-        /// Block `p0 ..` of the sum: the right operand's rows packed in parallel, then the
-        /// tasks, each packing its rows of the left operand and running them against every
-        /// packed panel.
-        fn block(&self, p0: usize, packed_b: &mut [f32], c: &mut ArrayViewMut2<'_, f32>) {
-            let Product {
+    impl<'a, 'v> Product<'a, 'v> {
+        fn new(
+            simd: V4,
+            a: &'a ArrayView2<'v, f32>,
+            b: &'a ArrayView2<'v, f32>,
+            bias: Option<&'a [f32]>,
+            then: Then,
+        ) -> Self {
+            // Tasks of `mc` rows: at most MC, and at least four per thread when C has few rows
+            // (a weight's gradient has `d_in` rows), so that they spread evenly.
+            let mc = a
+                .nrows()
+                .div_ceil(4 * rayon::current_num_threads())
+                .next_multiple_of(MR)
+                .clamp(MR, MC);
+            Product {
                 simd,
                 a,
                 b,
                 bias,
                 then,
                 mc,
-            } = *self;
-            let (k, n) = b.dim();
+            }
+        }
+
+        /// Floats of the packed right operand (one block of the sum).
+        fn packed_b_len(&self) -> usize {
+            let (k, n) = self.b.dim();
+            n.div_ceil(NR) * NR * KC.min(k)
+        }
+
+        /// Block `p0 ..` of the sum: the right operand's rows packed in parallel, then the
+        /// tasks, each packing its rows of the left operand and running them against every
+        /// packed panel.
+        fn block(&self, p0: usize, packed_b: &mut [f32], c: &mut ArrayViewMut2<'_, f32>) {
+            let (block, packed_b) = self.pack(p0, packed_b);
+            c.axis_chunks_iter_mut(Axis(0), self.mc)
+                .into_par_iter()
+                .enumerate()
+                .for_each(|(task, rows)| self.task(&block, packed_b, task, rows));
+        }
+
+        /// Block `p0 ..`'s epilogue settings and its packed right operand.
+        fn pack<'p>(&self, p0: usize, packed_b: &'p mut [f32]) -> (Block<'a>, &'p [f32]) {
+            let (k, n) = self.b.dim();
             let kc = KC.min(k - p0);
             let packed_b = &mut packed_b[..n.div_ceil(NR) * NR * kc];
             packed_b
                 .par_chunks_mut(NR * kc)
                 .enumerate()
-                .for_each(|(panel, out)| pack_b(b, p0, kc, panel, out));
-            let packed_b = &*packed_b;
+                .for_each(|(panel, out)| pack_b(self.b, p0, kc, panel, out));
             let last = p0 + kc == k;
             let block = Block {
+                p0,
                 first: p0 == 0,
-                bias: bias.filter(|_| last),
-                gelu: last && then == Then::Gelu,
+                bias: self.bias.filter(|_| last),
+                gelu: last && self.then == Then::Gelu,
                 kc,
             };
-            c.axis_chunks_iter_mut(Axis(0), mc)
-                .into_par_iter()
-                .enumerate()
-                .for_each(|(task, mut rows)| {
-                    let i0 = task * mc;
-                    let h = rows.nrows();
-                    with_buffer(&PACKED_A, h.div_ceil(MR) * MR * kc, |packed_a| {
-                        pack_a(a, i0..i0 + h, p0, kc, packed_a);
-                        Simd::vectorize(
-                            simd,
-                            Tile {
-                                simd,
-                                block: &block,
-                                packed_a,
-                                packed_b,
-                                c: &mut rows,
-                            },
-                        );
-                    });
-                });
+            (block, packed_b)
+        }
+
+        /// Task `task` of a block: its rows of the left operand packed, then run against every
+        /// packed panel into `rows` (its rows of C).
+        fn task(
+            &self,
+            block: &Block<'_>,
+            packed_b: &[f32],
+            task: usize,
+            mut rows: ArrayViewMut2<'_, f32>,
+        ) {
+            let i0 = task * self.mc;
+            let h = rows.nrows();
+            with_buffer(&PACKED_A, h.div_ceil(MR) * MR * block.kc, |packed_a| {
+                pack_a(self.a, i0..i0 + h, block.p0, block.kc, packed_a);
+                Simd::vectorize(
+                    self.simd,
+                    Tile {
+                        simd: self.simd,
+                        block,
+                        packed_a,
+                        packed_b,
+                        c: &mut rows,
+                    },
+                );
+            });
         }
     }
 
@@ -340,6 +421,8 @@ mod avx512 {
 
     /// What one block of the sum does in its epilogue.
     struct Block<'a> {
+        /// The block's first index of the sum.
+        p0: usize,
         /// The first block stores; later ones add to C.
         first: bool,
         /// The padded bias, on the last block only.

@@ -1,4 +1,4 @@
-//! [`super::gemm`] against matrixmultiply (ndarray's `general_mat_mul`), bit for bit.
+//! [`super::gemm`] and [`super::product`] against matrixmultiply (ndarray's `general_mat_mul`), bit for bit.
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ShapeBuilder};
@@ -69,6 +69,12 @@ fn same_bits_as_matrixmultiply_then_the_bias() {
                 assert_eq!(handled, avx512(), "{what}: handled iff AVX-512");
                 if handled {
                     assert_eq!(bits(&c), bits(expected), "{what}");
+                }
+                // The allocating product: the first block written into rows its tasks zeroed.
+                let product = product(&a.view(), &b.view(), bias, Then::Nothing);
+                assert_eq!(product.is_some(), avx512(), "{what}: a product iff AVX-512");
+                if let Some(product) = product {
+                    assert_eq!(bits(&product), bits(expected), "{what}, allocating");
                 }
             }
         }
