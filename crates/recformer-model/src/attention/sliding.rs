@@ -197,7 +197,7 @@ pub fn band_probs<B: Backend>(
 /// # Shapes
 /// - query, key: `[batch, heads, seq_len, head_dim]`
 /// - output: `[batch, heads, seq_len / w, w, 3w (+1 when global)]`
-fn band_scores<B: Backend>(
+pub(crate) fn band_scores<B: Backend>(
     query: Tensor<B, 4>,
     key: Tensor<B, 4>,
     w: usize,

@@ -36,6 +36,12 @@ impl Band {
         s * self.w..end
     }
 
+    /// The parts `s` of query block `k` whose key/value block lies inside the `nb` blocks:
+    /// `0..3` without the first at block 0 and the last at block `nb - 1`.
+    fn parts_inside(k: usize, nb: usize) -> core::ops::Range<usize> {
+        usize::from(k == 0)..if k + 1 == nb { 2 } else { 3 }
+    }
+
     /// The key/value block that part `s` (0: previous, 1: same, 2: next) of query block `k`
     /// reads, if it lies inside the `nb` blocks.
     fn source(k: usize, s: usize, nb: usize) -> Option<usize> {
@@ -82,16 +88,16 @@ pub(super) fn scores_forward<E: Float>(
         for blk in 0..nb {
             let qb = band.block(&q, blk);
             let mut o = out.index_axis_mut(Axis(0), blk);
-            for s in 0..3 {
-                if let Some(j) = Band::source(blk, s, nb) {
-                    let kt = band.block(&k, j).reversed_axes();
-                    gemm_into(
-                        &qb,
-                        &kt,
-                        &mut o.slice_axis_mut(Axis(1), band.part(s).into()),
-                    );
-                }
-            }
+            // The parts inside the sequence read adjacent key blocks: one product for all of
+            // them (each score is the same dot product, summed in the same order, as with one
+            // product per part).
+            let parts = Band::parts_inside(blk, nb);
+            let keys = rows(&k, (blk + parts.start) * w - w..(blk + parts.end) * w - w);
+            gemm_into(
+                &qb,
+                &keys.reversed_axes(),
+                &mut o.slice_axis_mut(Axis(1), (parts.start * w..parts.end * w).into()),
+            );
             if band.global {
                 let k0 = rows(&k, 0..1).reversed_axes();
                 gemm_into(

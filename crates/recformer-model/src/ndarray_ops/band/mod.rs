@@ -275,9 +275,9 @@ mod tests {
     use burn::tensor::{Distribution, Int, Tensor, TensorData};
 
     use super::{context, scores};
-    use crate::attention::sliding::{local_attention_sliding, BandProduct};
+    use crate::attention::sliding::{band_scores, local_attention_sliding, BandProduct};
     use crate::attention::AttentionMasks;
-    use crate::ndarray_ops::tests::{Ad, Plain};
+    use crate::ndarray_ops::tests::{bits, Ad, Plain};
 
     fn random<B: burn::tensor::backend::Backend, const D: usize>(
         shape: [usize; D],
@@ -294,6 +294,21 @@ mod tests {
         // 12 is not a multiple of 5; probabilities of the wrong width.
         assert!(scores(q, k.clone(), 5, false).is_err());
         assert!(context(random::<Plain, 5>([2, 3, 3, 4, 12]), k, 4, true).is_err());
+    }
+
+    /// The scores, computed per query block as one product over the adjacent key blocks: the
+    /// same bits as one product per part (Burn's part-by-part path), at the sequence's edges
+    /// (one, two and many blocks) too.
+    #[test]
+    fn fused_scores_equal_the_part_by_part_scores_bit_for_bit() {
+        for (l, global) in [(4, true), (8, false), (24, true)] {
+            let (q, k) = (random::<Plain, 4>([2, 3, l, 8]), random([2, 3, l, 8]));
+            let fused = scores(q.clone(), k.clone(), 4, global).unwrap_or_else(|_| panic!("fused"));
+            let parts = band_scores(q, k, 4, global, BandProduct::Parts);
+            let (fused, parts) = (bits(fused.into_data()), bits(parts.into_data()));
+            assert!(parts.iter().any(|&b| b != 0));
+            assert_eq!(fused, parts, "l {l}, global {global}");
+        }
     }
 
     #[cfg(feature = "flex")]
