@@ -1,0 +1,314 @@
+//! The AVX-512 micro-kernel and the loops around it: tasks, per-thread packing buffers, the
+//! epilogue.
+
+use std::cell::RefCell;
+use std::thread::LocalKey;
+
+use ndarray::parallel::prelude::*;
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
+use pulp::x86::V4;
+use pulp::{f32x16, Simd, WithSimd};
+use rayon::prelude::*;
+
+use super::{pack_a, pack_b, Then, KC, MC, MR, NR};
+use crate::ndarray_ops::filled::filled;
+use crate::ndarray_ops::gelu::gelu_value;
+
+/// [`super::gemm_then`] on a CPU with AVX-512.
+pub(super) fn gemm(
+    simd: V4,
+    a: &ArrayView2<'_, f32>,
+    b: &ArrayView2<'_, f32>,
+    bias: Option<&ArrayView1<'_, f32>>,
+    then: Then,
+    c: &mut ArrayViewMut2<'_, f32>,
+) {
+    let bias = padded(bias, b.ncols());
+    let product = Product::new(simd, a, b, bias.as_deref(), then);
+    with_buffer(&PACKED_B, product.packed_b_len(), |packed_b| {
+        for p0 in (0..a.ncols()).step_by(KC) {
+            product.block(p0, packed_b, c);
+        }
+    });
+}
+
+/// [`super::product`] on a CPU with AVX-512: the first block's tasks write rows of a new
+/// matrix ([`filled`]), the later blocks add to it.
+pub(super) fn product(
+    simd: V4,
+    a: &ArrayView2<'_, f32>,
+    b: &ArrayView2<'_, f32>,
+    bias: Option<&ArrayView1<'_, f32>>,
+    then: Then,
+) -> Array2<f32> {
+    let ((m, k), n) = (a.dim(), b.ncols());
+    let bias = padded(bias, n);
+    let product = Product::new(simd, a, b, bias.as_deref(), then);
+    with_buffer(&PACKED_B, product.packed_b_len(), |packed_b| {
+        let (block, packed) = product.pack(0, packed_b);
+        let data = filled(m * n, product.mc * n, |task, rows| {
+            let rows =
+                ArrayViewMut2::from_shape((rows.len() / n, n), rows).expect("whole rows of C");
+            product.task(&block, packed, task, rows);
+        });
+        let mut c = Array2::from_shape_vec((m, n), data).expect("m · n elements");
+        for p0 in (KC..k).step_by(KC) {
+            product.block(p0, packed_b, &mut c.view_mut());
+        }
+        c
+    })
+}
+
+/// The bias padded to whole panels (the epilogue reads [`NR`] at a time).
+fn padded(bias: Option<&ArrayView1<'_, f32>>, n: usize) -> Option<Vec<f32>> {
+    bias.map(|bias| {
+        let mut padded = vec![0.0; n.div_ceil(NR) * NR];
+        padded.iter_mut().zip(bias).for_each(|(d, s)| *d = *s);
+        padded
+    })
+}
+
+/// The operands of one product and how it is split.
+struct Product<'a, 'v> {
+    simd: V4,
+    a: &'a ArrayView2<'v, f32>,
+    b: &'a ArrayView2<'v, f32>,
+    /// The bias padded to whole panels.
+    bias: Option<&'a [f32]>,
+    /// Applied after the bias, in the last block.
+    then: Then,
+    /// Rows of C per task.
+    mc: usize,
+}
+
+impl<'a, 'v> Product<'a, 'v> {
+    fn new(
+        simd: V4,
+        a: &'a ArrayView2<'v, f32>,
+        b: &'a ArrayView2<'v, f32>,
+        bias: Option<&'a [f32]>,
+        then: Then,
+    ) -> Self {
+        // Tasks of `mc` rows: at most MC, and at least four per thread when C has few rows
+        // (a weight's gradient has `d_in` rows), so that they spread evenly.
+        let mc = a
+            .nrows()
+            .div_ceil(4 * rayon::current_num_threads())
+            .next_multiple_of(MR)
+            .clamp(MR, MC);
+        Product {
+            simd,
+            a,
+            b,
+            bias,
+            then,
+            mc,
+        }
+    }
+
+    /// Floats of the packed right operand (one block of the sum).
+    fn packed_b_len(&self) -> usize {
+        let (k, n) = self.b.dim();
+        n.div_ceil(NR) * NR * KC.min(k)
+    }
+
+    /// Block `p0 ..` of the sum: the right operand's rows packed in parallel, then the
+    /// tasks, each packing its rows of the left operand and running them against every
+    /// packed panel.
+    fn block(&self, p0: usize, packed_b: &mut [f32], c: &mut ArrayViewMut2<'_, f32>) {
+        let (block, packed_b) = self.pack(p0, packed_b);
+        c.axis_chunks_iter_mut(Axis(0), self.mc)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(task, rows)| self.task(&block, packed_b, task, rows));
+    }
+
+    /// Block `p0 ..`'s epilogue settings and its packed right operand.
+    fn pack<'p>(&self, p0: usize, packed_b: &'p mut [f32]) -> (Block<'a>, &'p [f32]) {
+        let (k, n) = self.b.dim();
+        let kc = KC.min(k - p0);
+        let packed_b = &mut packed_b[..n.div_ceil(NR) * NR * kc];
+        packed_b
+            .par_chunks_mut(NR * kc)
+            .enumerate()
+            .for_each(|(panel, out)| pack_b(self.b, p0, kc, panel, out));
+        let last = p0 + kc == k;
+        let block = Block {
+            p0,
+            first: p0 == 0,
+            bias: self.bias.filter(|_| last),
+            gelu: last && self.then == Then::Gelu,
+            kc,
+        };
+        (block, packed_b)
+    }
+
+    /// Task `task` of a block: its rows of the left operand packed, then run against every
+    /// packed panel into `rows` (its rows of C).
+    fn task(
+        &self,
+        block: &Block<'_>,
+        packed_b: &[f32],
+        task: usize,
+        mut rows: ArrayViewMut2<'_, f32>,
+    ) {
+        let i0 = task * self.mc;
+        let h = rows.nrows();
+        with_buffer(&PACKED_A, h.div_ceil(MR) * MR * block.kc, |packed_a| {
+            pack_a(self.a, i0..i0 + h, block.p0, block.kc, packed_a);
+            Simd::vectorize(
+                self.simd,
+                Tile {
+                    simd: self.simd,
+                    block,
+                    packed_a,
+                    packed_b,
+                    c: &mut rows,
+                },
+            );
+        });
+    }
+}
+
+thread_local! {
+    /// The packed left operand's rows of the task running on this thread.
+    static PACKED_A: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The packed right operand of the product this thread called.
+    static PACKED_B: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Buffers up to this many floats (16 MiB) stay with their thread for the next product;
+/// larger ones (an MLM head over a big vocabulary) are freed after it.
+const KEEP: usize = 1 << 22;
+
+/// `f` on `len` floats of this thread's buffer `key` (reused: no allocation, no zeroing
+/// per product), or of a new one when the buffer is in use (a product called from a task
+/// of another product on the same thread) or larger than [`KEEP`].
+fn with_buffer<R>(
+    key: &'static LocalKey<RefCell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) if len <= KEEP => {
+            if buffer.len() < len {
+                buffer.resize(len, 0.0);
+            }
+            f(&mut buffer[..len])
+        }
+        _ => f(&mut vec![0.0; len]),
+    })
+}
+
+/// What one block of the sum does in its epilogue.
+struct Block<'a> {
+    /// The block's first index of the sum.
+    p0: usize,
+    /// The first block stores; later ones add to C.
+    first: bool,
+    /// The padded bias, on the last block only.
+    bias: Option<&'a [f32]>,
+    /// GELU after the bias, on the last block only.
+    gelu: bool,
+    kc: usize,
+}
+
+/// A task's rows of C against every panel of the packed right operand.
+struct Tile<'a, 'c> {
+    simd: V4,
+    block: &'a Block<'a>,
+    packed_a: &'a [f32],
+    packed_b: &'a [f32],
+    c: &'a mut ArrayViewMut2<'c, f32>,
+}
+
+impl WithSimd for Tile<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        // `V4::vectorize` compiles this body (and the kernel inlined into it) for AVX-512.
+        let Tile {
+            simd,
+            block,
+            packed_a,
+            packed_b,
+            c,
+        } = self;
+        let (h, n) = c.dim();
+        let kc = block.kc;
+        for (panel, b) in packed_b.chunks_exact(NR * kc).enumerate() {
+            let j0 = panel * NR;
+            let w = NR.min(n - j0);
+            for (strip, a) in packed_a.chunks_exact(MR * kc).enumerate() {
+                let acc = kernel(simd, a, b);
+                let i0 = strip * MR;
+                let bias = block.bias.map(|bias| &bias[j0..j0 + NR]);
+                for (r, acc) in acc.iter().enumerate().take(h.saturating_sub(i0)) {
+                    let mut row = c.row_mut(i0 + r);
+                    let row = row.as_slice_mut().expect("unit column stride");
+                    let row = &mut row[j0..j0 + w];
+                    epilogue(simd, *acc, row, block.first, bias);
+                    if block.gelu {
+                        row.iter_mut().for_each(|x| *x = gelu_value(*x));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The `MR × NR` products of one block: `acc[r][v] = Σ_p a[p][r] · b[p][16v ..]`, one
+/// FMA per `p` in order.
+#[inline(always)]
+fn kernel(simd: V4, a: &[f32], b: &[f32]) -> [[f32x16; 2]; MR] {
+    let zero = simd.splat_f32x16(0.0);
+    let mut acc = [[zero; 2]; MR];
+    for (a, b) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+        let b: &[f32; NR] = b.try_into().expect("NR columns");
+        let (b0, b1) = (load(&b[..16]), load(&b[16..]));
+        for (acc, &a) in acc.iter_mut().zip(a) {
+            let a = simd.splat_f32x16(a);
+            acc[0] = simd.mul_add_f32x16(a, b0, acc[0]);
+            acc[1] = simd.mul_add_f32x16(a, b1, acc[1]);
+        }
+    }
+    acc
+}
+
+#[inline(always)]
+fn load(x: &[f32]) -> f32x16 {
+    let x: [f32; 16] = x.try_into().expect("16 lanes");
+    pulp::bytemuck::cast(x)
+}
+
+/// One row of a tile: `row = acc` (first block) or `acc + row`, then `+ bias`.
+#[inline(always)]
+fn epilogue(simd: V4, acc: [f32x16; 2], row: &mut [f32], first: bool, bias: Option<&[f32]>) {
+    let w = row.len();
+    let mut full = [0.0_f32; NR];
+    let out: &mut [f32; NR] = match row.try_into() {
+        Ok(out) => out,
+        Err(_) => {
+            full[..w].copy_from_slice(row);
+            &mut full
+        }
+    };
+    let mut v = acc;
+    if !first {
+        let old: [f32x16; 2] = pulp::bytemuck::cast(*out);
+        v = [simd.add_f32x16(v[0], old[0]), simd.add_f32x16(v[1], old[1])];
+    }
+    if let Some(bias) = bias {
+        let bias: [f32; NR] = bias.try_into().expect("NR bias values");
+        let bias: [f32x16; 2] = pulp::bytemuck::cast(bias);
+        v = [
+            simd.add_f32x16(v[0], bias[0]),
+            simd.add_f32x16(v[1], bias[1]),
+        ];
+    }
+    *out = pulp::bytemuck::cast(v);
+    if w < NR {
+        row.copy_from_slice(&full[..w]);
+    }
+}
