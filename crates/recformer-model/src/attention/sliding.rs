@@ -158,6 +158,7 @@ pub fn band_probs<B: Backend>(
     let device = band_scores.device();
     let masked = masks.is_index_masked.clone();
     let global = masks.is_index_global_attn.clone();
+    // Keys usable in the band: not padding, not global, inside [0, l).
     let key_ok = masked
         .clone()
         .bool_not()
@@ -176,6 +177,7 @@ pub fn band_probs<B: Backend>(
                 .expand([b, 1, nb, w, win]),
         );
     let allowed = if cols > win {
+        // Token 0's column: usable where token 0 is global.
         let global_first = global.slice([0..b, 0..1]).reshape([b, 1, 1, 1, 1]);
         Tensor::cat(vec![allowed, global_first.expand([b, 1, nb, w, 1])], 4)
     } else {

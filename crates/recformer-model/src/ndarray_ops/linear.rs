@@ -253,12 +253,11 @@ mod tests {
     //! The strided path against Burn's own `Linear::forward` on the same backend: outputs and
     //! every gradient equal bit for bit.
 
-    use burn::module::Param;
-    use burn::nn::{Linear, LinearConfig};
+    use burn::nn::Linear;
     use burn::tensor::{Distribution, Tensor};
 
     use super::linear;
-    use crate::ndarray_ops::tests::{bits, Ad, Plain};
+    use crate::ndarray_ops::tests::{bits, random_linear, Ad, Plain};
 
     /// A layer with random weights and (if `bias`) a random, non-zero bias.
     fn layer<B: burn::tensor::backend::Backend>(
@@ -266,23 +265,7 @@ mod tests {
         d_out: usize,
         bias: bool,
     ) -> Linear<B> {
-        let device = Default::default();
-        let mut layer = LinearConfig::new(d_in, d_out)
-            .with_bias(bias)
-            .init::<B>(&device);
-        layer.weight = Param::from_tensor(Tensor::random(
-            [d_in, d_out],
-            Distribution::Normal(0.0, 1.0),
-            &device,
-        ));
-        if bias {
-            layer.bias = Some(Param::from_tensor(Tensor::random(
-                [d_out],
-                Distribution::Normal(0.0, 1.0),
-                &device,
-            )));
-        }
-        layer
+        random_linear(d_in, d_out, bias, 1.0)
     }
 
     /// Output and gradients (x, weight, bias) of `Σ y ⊙ r` for `y = layer(x)`, strided or Burn's.

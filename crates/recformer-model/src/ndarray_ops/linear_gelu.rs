@@ -66,14 +66,13 @@ fn matrix(tensor: &NdArrayTensor) -> Option<ArrayView2<'_, f32>> {
 mod tests {
     //! Against the linear layer followed by the GELU: the same bits.
 
-    use burn::module::Param;
     use burn::nn::LinearConfig;
     use burn::tensor::{Distribution, Tensor};
 
     use super::linear_gelu;
     use crate::activation::gelu;
     use crate::ndarray_ops::linear::linear;
-    use crate::ndarray_ops::tests::{bits, Ad, Plain};
+    use crate::ndarray_ops::tests::{bits, random_linear, Ad, Plain};
 
     #[test]
     fn equals_the_linear_layer_then_gelu_bit_for_bit() {
@@ -81,21 +80,8 @@ mod tests {
         // 300 rows: a partial last micro-panel; 100 outputs: a partial last column panel;
         // 300 inputs: two blocks of the sum (the GELU only after the second).
         for (rows, d_in, d_out, bias) in [(300, 300, 100, true), (128, 64, 512, false)] {
-            let mut layer = LinearConfig::new(d_in, d_out)
-                .with_bias(bias)
-                .init::<Plain>(&device);
-            layer.weight = Param::from_tensor(Tensor::random(
-                [d_in, d_out],
-                Distribution::Normal(0.0, 0.2),
-                &device,
-            ));
-            if bias {
-                layer.bias = Some(Param::from_tensor(Tensor::random(
-                    [d_out],
-                    Distribution::Normal(0.0, 1.0),
-                    &device,
-                )));
-            }
+            // Small weights: pre-activations on both sides of `erf`'s two ranges.
+            let layer = random_linear::<Plain>(d_in, d_out, bias, 0.2);
             let x = Tensor::<Plain, 2>::random([rows, d_in], Distribution::Default, &device);
             let separate = gelu(linear(&layer, x.clone()).unwrap_or_else(|_| panic!("NdArray")));
             let Ok(fused) = linear_gelu(&layer, x) else {

@@ -372,7 +372,8 @@ fn tensor<B: Backend, const D: usize, P: 'static>(primitive: P) -> Tensor<B, D> 
 
 #[cfg(test)]
 pub(crate) mod tests {
-    //! What the tests of [`super::linear`], [`super::matmul`] and [`super::gelu`] share.
+    //! What the tests of [`super::linear`], [`super::linear_gelu`], [`super::matmul`] and
+    //! [`super::gelu`] share.
 
     use burn::tensor::TensorData;
 
@@ -381,6 +382,33 @@ pub(crate) mod tests {
 
     pub(crate) type Ad = burn_autodiff::Autodiff<burn::backend::NdArray>;
     pub(crate) type Plain = burn::backend::NdArray;
+
+    /// A linear layer with weights drawn from N(0, `weight_std`²) and (if `bias`) a bias from
+    /// N(0, 1), never the initialiser's zeros.
+    pub(crate) fn random_linear<B: burn::tensor::backend::Backend>(
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+        weight_std: f64,
+    ) -> burn::nn::Linear<B> {
+        use burn::module::Param;
+        use burn::tensor::{Distribution, Tensor};
+        let device = Default::default();
+        let mut layer = burn::nn::LinearConfig::new(d_in, d_out)
+            .with_bias(bias)
+            .init::<B>(&device);
+        let normal = |std| Distribution::Normal(0.0, std);
+        layer.weight =
+            Param::from_tensor(Tensor::random([d_in, d_out], normal(weight_std), &device));
+        if bias {
+            layer.bias = Some(Param::from_tensor(Tensor::random(
+                [d_out],
+                normal(1.0),
+                &device,
+            )));
+        }
+        layer
+    }
 
     /// The f32 values' bit patterns (to compare with `==`, NaN and signed zeros included).
     pub(crate) fn bits(data: TensorData) -> Vec<u32> {
