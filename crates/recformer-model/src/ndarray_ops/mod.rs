@@ -102,16 +102,15 @@ trait Float: FloatNdArrayElement + LinalgScalar + Send + Sync {
     /// The tensor's array, if it is of this type (without a copy unless it was borrowed from
     /// loaded bytes).
     fn shared(tensor: NdArrayTensor) -> Result<ArcArray<Self, IxDyn>, NdArrayTensor>;
-    /// `c = a · b`, then `+ bias` on every row, by [`sgemm::gemm`] if it handles the operands
-    /// (bit for bit matrixmultiply's product and the bias addition after it); `false` otherwise.
+    /// `c = a · b` by [`sgemm::gemm`] if it handles the operands (bit for bit matrixmultiply's
+    /// product); `false` otherwise.
     fn fast_gemm(
         a: &ArrayView2<'_, Self>,
         b: &ArrayView2<'_, Self>,
-        bias: Option<&ArrayView1<'_, Self>>,
         c: &mut ArrayViewMut2<'_, Self>,
     ) -> bool;
     /// `a · b + bias` into a new matrix by [`sgemm::product`] if it handles the operands (the
-    /// same bits as [`Float::fast_gemm`]); `None` otherwise.
+    /// same bits as [`Float::fast_gemm`] then the bias addition); `None` otherwise.
     fn fast_product(
         a: &ArrayView2<'_, Self>,
         b: &ArrayView2<'_, Self>,
@@ -140,10 +139,9 @@ macro_rules! float {
             fn fast_gemm(
                 a: &ArrayView2<'_, Self>,
                 b: &ArrayView2<'_, Self>,
-                bias: Option<&ArrayView1<'_, Self>>,
                 c: &mut ArrayViewMut2<'_, Self>,
             ) -> bool {
-                $fast_gemm(a, b, bias, c)
+                $fast_gemm(a, b, c)
             }
             fn fast_product(
                 a: &ArrayView2<'_, Self>,
@@ -161,7 +159,7 @@ float!(f32, F32, sgemm::gemm, |a, b, bias| sgemm::product(
     bias,
     sgemm::Then::Nothing
 ));
-float!(f64, F64, |_, _, _, _| false, |_, _, _| None);
+float!(f64, F64, |_, _, _| false, |_, _, _| None);
 
 /// `out = a · b` (either may be any view): burn-ndarray's own call (`general_mat_mul`, α = 1,
 /// β = 0), without its copies of the operands, or [`sgemm`]'s product with the same bits.
@@ -170,7 +168,7 @@ fn gemm_into<E: Float>(
     b: &ArrayView2<'_, E>,
     out: &mut ArrayViewMut2<'_, E>,
 ) {
-    if !E::fast_gemm(a, b, None, out) {
+    if !E::fast_gemm(a, b, out) {
         general_mat_mul(E::one(), a, b, E::zero(), out);
     }
 }

@@ -14,17 +14,14 @@ use super::{pack_a, pack_b, Then, KC, MC, MR, NR};
 use crate::ndarray_ops::filled::filled;
 use crate::ndarray_ops::gelu::gelu_value;
 
-/// [`super::gemm_then`] on a CPU with AVX-512.
+/// [`super::gemm`] on a CPU with AVX-512.
 pub(super) fn gemm(
     simd: V4,
     a: &ArrayView2<'_, f32>,
     b: &ArrayView2<'_, f32>,
-    bias: Option<&ArrayView1<'_, f32>>,
-    then: Then,
     c: &mut ArrayViewMut2<'_, f32>,
 ) {
-    let bias = padded(bias, b.ncols());
-    let product = Product::new(simd, a, b, bias.as_deref(), then);
+    let product = Product::new(simd, a, b, None, Then::Nothing);
     with_buffer(&PACKED_B, product.packed_b_len(), |packed_b| {
         for p0 in (0..a.ncols()).step_by(KC) {
             product.block(p0, packed_b, c);

@@ -36,24 +36,33 @@ const MC: usize = MR * 8;
 /// task split) is as fast: the sliding window's blocks stay there.
 const MIN_WORK: usize = 1 << 21;
 
-/// `c = a · b` (`+ bias` on every row when given) if this module handles the operands: f32 on
-/// a CPU with AVX-512, at least [`MIN_WORK`] multiply-adds, `k ≥ 1`, C's rows contiguous. The
-/// result is bit for bit matrixmultiply's (`general_mat_mul` with α = 1, β = 0), followed by
-/// the bias addition. `false` (and `c` untouched) otherwise.
+/// `c = a · b` into an existing matrix if this module handles the operands: f32 on a CPU with
+/// AVX-512, at least [`MIN_WORK`] multiply-adds, `k ≥ 1`, C's rows contiguous. The result is
+/// bit for bit matrixmultiply's (`general_mat_mul` with α = 1, β = 0). `false` (and `c`
+/// untouched) otherwise. A new matrix (with a bias, a GELU) comes from [`product`].
 ///
 /// # Shapes
-/// - a: `[m, k]`, b: `[k, n]`, bias: `[n]`, c: `[m, n]` (any strides for a and b)
+/// - a: `[m, k]`, b: `[k, n]`, c: `[m, n]` (any strides for a and b)
 pub(crate) fn gemm(
     a: &ArrayView2<'_, f32>,
     b: &ArrayView2<'_, f32>,
-    bias: Option<&ArrayView1<'_, f32>>,
     c: &mut ArrayViewMut2<'_, f32>,
 ) -> bool {
-    gemm_then(a, b, bias, Then::Nothing, c)
+    let ((m, k), n) = (a.dim(), b.ncols());
+    debug_assert_eq!((b.nrows(), c.dim()), (k, (m, n)));
+    if k == 0 || m * n * k < MIN_WORK || c.strides()[1] != 1 {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(simd) = pulp::x86::V4::try_new() {
+        avx512::gemm(simd, a, b, c);
+        return true;
+    }
+    false
 }
 
 /// `a · b` (`+ bias`, then `then`) into a new standard-layout matrix if this module handles the
-/// operands (as [`gemm_then`]; `None` otherwise). The first block of the sum runs inside
+/// operands (as [`gemm`]; `None` otherwise), the bias added after the sum as Burn adds it. The first block of the sum runs inside
 /// [`super::filled::filled`]: each task zeroes its rows of C right before storing them, instead
 /// of a zeroing pass over the whole matrix first.
 ///
@@ -85,31 +94,6 @@ pub(crate) enum Then {
     /// The exact GELU, [`super::gelu`]'s forward element by element (the same bits as the
     /// product followed by that op), while the tile is in registers.
     Gelu,
-}
-
-/// [`gemm`], then `then` on every element of C.
-///
-/// # Shapes
-/// - as [`gemm`]
-pub(crate) fn gemm_then(
-    a: &ArrayView2<'_, f32>,
-    b: &ArrayView2<'_, f32>,
-    bias: Option<&ArrayView1<'_, f32>>,
-    then: Then,
-    c: &mut ArrayViewMut2<'_, f32>,
-) -> bool {
-    let ((m, k), n) = (a.dim(), b.ncols());
-    debug_assert_eq!((b.nrows(), c.dim()), (k, (m, n)));
-    if k == 0 || m * n * k < MIN_WORK || c.strides()[1] != 1 {
-        return false;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if let Some(simd) = pulp::x86::V4::try_new() {
-        avx512::gemm(simd, a, b, bias, then, c);
-        return true;
-    }
-    let _ = (bias, then);
-    false
 }
 
 /// `a`'s rows `rows` and columns `p0 .. p0 + kc` packed as micro-panels of [`MR`] rows:
