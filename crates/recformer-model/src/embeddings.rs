@@ -1,6 +1,6 @@
 //! `RecformerEmbeddings` (`recformer/models.py :: RecformerEmbeddings`).
 
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{backend::Backend, Int, Tensor};
 
@@ -56,12 +56,17 @@ impl<B: Backend> RecformerEmbeddings<B> {
                 .with_initializer(normal(std))
                 .init(device);
             if let Some(row) = zero_row {
-                let weight = emb
-                    .weight
-                    .val()
-                    .detach()
-                    .slice_assign([row..row + 1, 0..h], Tensor::zeros([1, h], device));
-                emb.weight = Param::from_tensor(weight.detach());
+                // Lazily, like the draw itself: a loader that overwrites the table never
+                // draws it (47 MB for a BERT vocabulary at 384).
+                emb.weight = emb.weight.init_mapper(move |weight| {
+                    let tracked = weight.is_require_grad();
+                    let device = weight.device();
+                    let zeroed = weight
+                        .detach()
+                        .slice_assign([row..row + 1, 0..h], Tensor::zeros([1, h], &device));
+                    // (`slice_assign` leaves a graph node even on detached inputs.)
+                    zeroed.detach().set_require_grad(tracked)
+                });
             }
             emb
         };
@@ -97,5 +102,52 @@ impl<B: Backend> RecformerEmbeddings<B> {
             &self.dropout,
             layer_norm(&self.layer_norm, self.layer_norm_eps, embeddings),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Autodiff;
+    use burn::tensor::backend::Backend;
+
+    use super::*;
+    use crate::backend::Cpu;
+
+    /// Rows of a `[n, h]` table.
+    fn rows<B: Backend>(table: Tensor<B, 2>) -> Vec<Vec<f32>> {
+        let [_, h] = table.dims();
+        let values = table.into_data().to_vec::<f32>().unwrap();
+        values.chunks(h).map(<[f32]>::to_vec).collect()
+    }
+
+    #[test]
+    fn padding_rows_are_zero_and_the_tables_stay_trainable_leaves() {
+        type A = Autodiff<Cpu>;
+        let device = Default::default();
+        let config = crate::presets::by_name("tiny").unwrap();
+        let emb = RecformerEmbeddings::<A>::init(&config, &device);
+        let pad = config.pad_token_id;
+        for table in [&emb.word_embeddings, &emb.position_embeddings] {
+            let weight = table.weight.val();
+            assert!(weight.is_require_grad());
+            let rows = rows(weight.clone().inner());
+            assert!(rows[pad].iter().all(|v| *v == 0.0));
+            // The other rows are drawn (normal, std 0.02).
+            for (i, row) in rows.iter().enumerate().filter(|(i, _)| *i != pad) {
+                assert!(row.iter().any(|v| *v != 0.0), "row {i} is zero");
+            }
+            // A leaf: the gradient reaches the table itself.
+            let grads = weight.clone().sum().backward();
+            let grad = weight.grad(&grads).expect("the table gets a gradient");
+            assert!(grad
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap()
+                .iter()
+                .all(|g| *g == 1.0));
+        }
+        // Tables without a padding row keep every drawn row.
+        let rows = rows(emb.token_type_embeddings.weight.val().inner());
+        assert!(rows.iter().all(|row| row.iter().any(|v| *v != 0.0)));
     }
 }

@@ -359,7 +359,8 @@ pub(crate) fn load_snapshots<B: Backend>(
     }
 
     let mut model = RecformerModel::<B>::init_lazy(config, device);
-    let dtype = model.embeddings.word_embeddings.weight.val().dtype();
+    // The parameters' float type, without drawing a lazy parameter (`val()` would).
+    let dtype = Tensor::<B, 1>::zeros([1], device).dtype();
     let model_snapshots = model_entries
         .iter()
         .map(|(k, s)| renamed(s, &burn_param_path(k), dtype))
