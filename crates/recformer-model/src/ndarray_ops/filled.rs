@@ -8,7 +8,8 @@
 //! elements are still zeroed first, so nothing uninitialised is ever read, whatever the kernel
 //! writes.
 //!
-//! This is the model crate's one `unsafe` module: two lines, each with its argument.
+//! One of the model crate's two `unsafe` modules (the other is [`super::prefetch`]): two
+//! lines, each with its argument.
 
 use core::mem::MaybeUninit;
 

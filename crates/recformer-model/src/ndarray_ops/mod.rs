@@ -41,6 +41,7 @@ pub(crate) mod linear;
 pub(crate) mod linear_gelu;
 pub(crate) mod masked_softmax;
 pub(crate) mod matmul;
+pub(crate) mod prefetch;
 pub(crate) mod reshape;
 pub(crate) mod sgemm;
 pub(crate) mod simd;

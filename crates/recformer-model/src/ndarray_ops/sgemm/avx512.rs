@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use super::{pack_a, pack_b, Then, KC, MC, MR, NR};
 use crate::ndarray_ops::filled::filled;
 use crate::ndarray_ops::gelu::gelu_value;
+use crate::ndarray_ops::prefetch::prefetch;
 
 /// [`super::gemm`] on a CPU with AVX-512.
 pub(super) fn gemm(
@@ -238,8 +239,20 @@ impl WithSimd for Tile<'_, '_> {
             let j0 = panel * NR;
             let w = NR.min(n - j0);
             for (strip, a) in packed_a.chunks_exact(MR * kc).enumerate() {
-                let acc = kernel(simd, a, b);
                 let i0 = strip * MR;
+                // A later block adds to C rows stored long before (evicted when C is
+                // larger than the caches): fetch them while the kernel runs.
+                if !block.first {
+                    for r in i0..h.min(i0 + MR) {
+                        let row = c.row(r);
+                        let row = row.as_slice().expect("unit column stride");
+                        prefetch(&row[j0]);
+                        if w > 16 {
+                            prefetch(&row[j0 + 16]);
+                        }
+                    }
+                }
+                let acc = kernel(simd, a, b);
                 let bias = block.bias.map(|bias| &bias[j0..j0 + NR]);
                 for (r, acc) in acc.iter().enumerate().take(h.saturating_sub(i0)) {
                     let mut row = c.row_mut(i0 + r);
