@@ -11,9 +11,9 @@
 //! Without autodiff (inference, item encoding), the fused op runs.
 //!
 //! On NdArray f32 (with or without autodiff) both are replaced by one fused kernel
-//! (`ndarray_ops::gelu`): the fused op's formula with a vectorised f32 `erf` (within 1.22 ulp;
-//! values differ from Burn's on ~3% of inputs, by at most `|x|·2⁻²⁴` plus one rounding), the
-//! exact derivative, one kept tensor.
+//! (`ndarray_ops::gelu`): PyTorch's formula (`x · (1/√2)` where Burn divides by √2) with a
+//! vectorised f32 `erf` (within 1 ulp; the values are the exact GELU rounded to f32 as often as
+//! Burn's are, within `|x|·2⁻²³` plus one rounding of it), the exact derivative, one kept tensor.
 
 use crate::precision::in_f32;
 use burn::tensor::{activation, backend::Backend, Tensor};

@@ -5,9 +5,10 @@
 //! `erf` libm's f64 one per element, all on the calling thread; with autodiff the encoder writes
 //! GELU out of primitive ops (`crate::activation`: Burn's fused backward is the tanh
 //! approximation's derivative), which keeps two activation-sized tensors for the backward and
-//! runs about eight more passes there. Here the forward is Burn's formula,
-//! `(x · (erf(x / √2) + 1)) / 2` in the same f32 operations, one pass; the backward is the exact
-//! derivative `Φ(x) + x·φ(x)` times the incoming gradient, one pass, and only `x` is kept.
+//! runs about eight more passes there. Here the forward is PyTorch's formula (ATen's CPU
+//! `GeluKernel`: `x · 0.5 · (1 + erf(x · (1/√2)))`, as `(x · (erf(x · (1/√2)) + 1)) · 0.5`, the
+//! same value; Burn divides by √2, and a vector division costs several multiplications), one
+//! pass; the backward is the exact derivative `Φ(x) + x·φ(x)` times the incoming gradient, one pass, and only `x` is kept.
 
 use burn::backend::NdArray;
 use burn::tensor::backend::Backend;
@@ -23,7 +24,7 @@ use burn_ndarray::NdArrayTensor;
 use super::erf::{erf, exp_nonpositive};
 use super::{map_f32, primitive, tensor, zip_map_f32, Kind, Map, ZipMap, CHUNK};
 
-/// `(x · (erf(x / √2) + 1)) / 2` on NdArray f32 or `Autodiff<NdArray<f32>>` (the module
+/// `(x · (erf(x · (1/√2)) + 1)) · 0.5` on NdArray f32 or `Autodiff<NdArray<f32>>` (the module
 /// [`super`]); `Err(x)` for every other backend and float type.
 ///
 /// # Shapes
@@ -44,10 +45,10 @@ pub(crate) fn gelu<B: Backend, const D: usize>(
     }
 }
 
-/// One element of the forward: Burn's `gelu` operation by operation, `erf` aside.
+/// One element of the forward: PyTorch's GELU formula (module docs) with our `erf`.
 #[inline(always)]
 pub(super) fn gelu_value(x: f32) -> f32 {
-    (x * (erf(x / core::f32::consts::SQRT_2) + 1.0)) / 2.0
+    (x * (erf(x * core::f32::consts::FRAC_1_SQRT_2) + 1.0)) * 0.5
 }
 
 /// `d gelu / dx = Φ(x) + x·φ(x)`.
@@ -158,7 +159,7 @@ mod tests {
     }
 
     #[test]
-    fn forward_is_burns_gelu_up_to_the_erf_rounding() {
+    fn forward_is_the_exact_gelu_up_to_the_f32_roundings() {
         let x = input();
         let xs = x.to_data().to_vec::<f32>().unwrap();
         let ours = gelu(x.clone())
@@ -167,22 +168,27 @@ mod tests {
             .to_vec::<f32>()
             .unwrap();
         let burn = activation::gelu(x).into_data().to_vec::<f32>().unwrap();
-        let mut differing = 0;
-        for ((a, b), x) in ours.iter().zip(&burn).zip(&xs) {
-            if a != b {
-                differing += 1;
-                // Two erf values (both ≤ 1) at most 2 ulp apart, i.e. 2⁻²³, scaled by x/2;
-                // plus one rounding of the result.
-                let ulp = f32::from_bits(b.abs().to_bits() + 1) - b.abs();
-                let bound = x.abs() * 2f32.powi(-24) + ulp;
-                assert!((a - b).abs() <= bound, "at {x}: {a} vs Burn's {b}");
-            }
+        let (mut rounded, mut burn_rounded) = (0, 0);
+        for ((&a, &b), &x) in ours.iter().zip(&burn).zip(&xs) {
+            let x64 = f64::from(x);
+            let exact = 0.5 * x64 * (1.0 + libm::erf(x64 * core::f64::consts::FRAC_1_SQRT_2));
+            // erf within 1 ulp (≤ 2⁻²⁴ near ±1), its argument and `1 + erf` rounded once
+            // each, all scaled by x/2: at most |x|·1.75·2⁻²⁴; then the result's own rounding.
+            let e = exact as f32;
+            let ulp = f64::from(f32::from_bits(e.abs().to_bits() + 1) - e.abs());
+            let bound = x64.abs() * 2f64.powi(-23) + ulp;
+            assert!(
+                (f64::from(a) - exact).abs() <= bound,
+                "at {x}: {a} vs exact {exact}"
+            );
+            rounded += usize::from(a == e);
+            burn_rounded += usize::from(b == e);
         }
-        // The erf kernel rounds like libm on most inputs (`erf.rs`), so few values move.
+        // As often the exact value rounded to f32 as Burn's GELU (libm's f64 `erf`; both
+        // ~62% on this input), give or take 2% of the points.
         assert!(
-            differing * 10 < ours.len(),
-            "{differing} of {} differ",
-            ours.len()
+            rounded + ours.len() / 50 >= burn_rounded,
+            "{rounded} correctly rounded against Burn's {burn_rounded}"
         );
     }
 

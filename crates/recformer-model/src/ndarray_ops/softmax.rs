@@ -5,7 +5,7 @@
 //! `sum_dim`, `div`), each a pass over the scores on the calling thread, with libm's `expf`; with
 //! autodiff the backward runs the five ops' gradients and keeps the exponentials and their sums.
 //! Here the forward is Burn's formula, `exp(x - max) / sum`, with the vectorised `exp` of
-//! [`super::erf`] (within 2 ulp of libm's; exactly 0 below `-87`, where libm's is below
+//! [`super::erf`] (within 1 ulp of libm's; exactly 0 below `-87`, where libm's is below
 //! `1.6e-38` or 0), and the backward is `y ⊙ (g - Σ g ⊙ y)` in one pass; only the output `y` is
 //! kept.
 
