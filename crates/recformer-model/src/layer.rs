@@ -9,7 +9,7 @@ use crate::attention::{AttentionImpl, AttentionMasks, LongformerSelfAttention};
 use crate::config::RecformerConfig;
 use crate::dropout::dropout;
 use crate::init::linear;
-use crate::layer_norm::layer_norm;
+use crate::layer_norm::add_layer_norm;
 use crate::token_linear::{per_token, per_token_gelu};
 
 /// `LN(input + Dropout(Dense(hidden)))` after the attention (HF keys `attention.output.*`).
@@ -43,7 +43,7 @@ impl<B: Backend> LongformerSelfOutput<B> {
     /// - hidden_states, input_tensor: `[batch, seq_len, hidden]` -> same
     pub fn forward(&self, hidden_states: Tensor<B, 3>, input_tensor: Tensor<B, 3>) -> Tensor<B, 3> {
         let x = dropout(&self.dropout, per_token(&self.dense, hidden_states));
-        layer_norm(&self.layer_norm, self.layer_norm_eps, x + input_tensor)
+        add_layer_norm(&self.layer_norm, self.layer_norm_eps, x, input_tensor)
     }
 }
 
@@ -163,7 +163,7 @@ impl<B: Backend> LongformerOutput<B> {
     /// - output: `[batch, seq_len, hidden]`
     pub fn forward(&self, hidden_states: Tensor<B, 3>, input_tensor: Tensor<B, 3>) -> Tensor<B, 3> {
         let x = dropout(&self.dropout, per_token(&self.dense, hidden_states));
-        layer_norm(&self.layer_norm, self.layer_norm_eps, x + input_tensor)
+        add_layer_norm(&self.layer_norm, self.layer_norm_eps, x, input_tensor)
     }
 }
 

@@ -20,6 +20,34 @@ pub(crate) fn layer_norm<B: Backend, const D: usize>(
     in_f32(x, |x| layer_norm_f32(module, epsilon, x))
 }
 
+/// `layer_norm(module, epsilon, x + residual)`, the residual sum and the normalisation as one
+/// pass per row on NdArray f32 in inference (`ndarray_ops::add_layer_norm`, the same bits).
+///
+/// # Shapes
+/// - x, residual: `[..., d]` (the same); output as x
+pub(crate) fn add_layer_norm<B: Backend, const D: usize>(
+    module: &LayerNorm<B>,
+    epsilon: f64,
+    x: Tensor<B, D>,
+    residual: Tensor<B, D>,
+) -> Tensor<B, D> {
+    #[cfg(feature = "ndarray")]
+    let (x, residual) = match &module.beta {
+        Some(beta) => match crate::ndarray_ops::add_layer_norm::add_layer_norm(
+            x,
+            residual,
+            &module.gamma.val(),
+            &beta.val(),
+            epsilon,
+        ) {
+            Ok(y) => return y,
+            Err(unfused) => unfused,
+        },
+        None => (x, residual),
+    };
+    layer_norm(module, epsilon, x + residual)
+}
+
 fn layer_norm_f32<B: Backend, const D: usize>(
     module: &LayerNorm<B>,
     epsilon: f64,

@@ -59,8 +59,8 @@ pub(crate) fn layer_norm<B: Backend, const D: usize>(
 
 /// The normalisation's constant.
 #[derive(Debug, Clone, Copy)]
-struct Norm {
-    epsilon: f32,
+pub(super) struct Norm {
+    pub(super) epsilon: f32,
 }
 
 /// `Σ f(i)` for `i < n` in eight interleaved partial sums added pairwise (vectorised, and more
@@ -81,7 +81,7 @@ fn lane_sum(n: usize, f: impl Fn(usize) -> f32) -> f32 {
 
 /// `(mean, √(var + ε))` of a row, Burn's operations in f32 (the caller divides by the root).
 #[inline(always)]
-fn moments(row: &[f32], epsilon: f32) -> (f32, f32) {
+pub(super) fn moments(row: &[f32], epsilon: f32) -> (f32, f32) {
     let n = row.len();
     let mean = lane_sum(n, |i| row[i]) / n as f32;
     let var = lane_sum(n, |i| (row[i] - mean) * (row[i] - mean)) / n as f32;
@@ -89,13 +89,13 @@ fn moments(row: &[f32], epsilon: f32) -> (f32, f32) {
 }
 
 /// A vector's f32 elements.
-fn vector(t: &NdArrayTensor) -> Vec<f32> {
+pub(super) fn vector(t: &NdArrayTensor) -> Vec<f32> {
     elements(t).iter().copied().collect()
 }
 
 impl Norm {
     /// Rows per parallel task: about [`CHUNK`] elements.
-    fn rows_per_task(d: usize) -> usize {
+    pub(super) fn rows_per_task(d: usize) -> usize {
         (CHUNK / d).max(1)
     }
 

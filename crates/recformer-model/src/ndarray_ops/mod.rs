@@ -31,6 +31,7 @@
 //! the same shape as Burn's `erf` node.
 
 pub(crate) mod adamw;
+pub(crate) mod add_layer_norm;
 pub(crate) mod band;
 pub(crate) mod dropout;
 pub(crate) mod erf;
