@@ -94,14 +94,41 @@ impl<B: Backend> RecformerEmbeddings<B> {
         item_position_ids: Tensor<B, 2, Int>,
     ) -> Tensor<B, 3> {
         let position_ids = create_position_ids_from_input_ids(input_ids.clone(), self.pad_token_id);
-        let embeddings = self.word_embeddings.forward(input_ids)
-            + self.position_embeddings.forward(position_ids)
-            + self.token_type_embeddings.forward(token_type_ids)
-            + self.item_position_embeddings.forward(item_position_ids);
+        let ids = [input_ids, position_ids, token_type_ids, item_position_ids];
+        let embeddings = self.sum(ids);
         dropout(
             &self.dropout,
             layer_norm(&self.layer_norm, self.layer_norm_eps, embeddings),
         )
+    }
+}
+
+impl<B: Backend> RecformerEmbeddings<B> {
+    /// `word[ids[0]] + position[ids[1]] + type[ids[2]] + item_position[ids[3]]`, added in that
+    /// order: one parallel pass on NdArray f32 in inference (`ndarray_ops::embedding_sum`, the
+    /// same bits), else Burn's lookups and adds.
+    ///
+    /// # Shapes
+    /// - each of ids: `[batch, seq_len]`; output `[batch, seq_len, hidden]`
+    fn sum(&self, ids: [Tensor<B, 2, Int>; 4]) -> Tensor<B, 3> {
+        #[cfg(feature = "ndarray")]
+        let ids = {
+            let tables = [
+                self.word_embeddings.weight.val(),
+                self.position_embeddings.weight.val(),
+                self.token_type_embeddings.weight.val(),
+                self.item_position_embeddings.weight.val(),
+            ];
+            match crate::ndarray_ops::embedding_sum::embedding_sum(tables, ids) {
+                Ok(sum) => return sum,
+                Err(ids) => ids,
+            }
+        };
+        let [input_ids, position_ids, token_type_ids, item_position_ids] = ids;
+        self.word_embeddings.forward(input_ids)
+            + self.position_embeddings.forward(position_ids)
+            + self.token_type_embeddings.forward(token_type_ids)
+            + self.item_position_embeddings.forward(item_position_ids)
     }
 }
 

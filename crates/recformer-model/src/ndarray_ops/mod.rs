@@ -34,6 +34,7 @@ pub(crate) mod adamw;
 pub(crate) mod add_layer_norm;
 pub(crate) mod band;
 pub(crate) mod dropout;
+pub(crate) mod embedding_sum;
 pub(crate) mod erf;
 pub(crate) mod filled;
 pub(crate) mod gelu;
