@@ -12,7 +12,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
 use burn_ndarray::NdArrayTensor;
 
-use super::layer_norm::{moments, vector, Norm};
+use super::layer_norm::{moments, normalised, vector, Norm, Rows};
 use super::{primitive, tensor, zip_map_f32, Kind, ZipMap};
 
 /// `LayerNorm(x + residual)` with scale `gamma`, shift `beta` and `epsilon` over the last
@@ -38,13 +38,13 @@ pub(crate) fn add_layer_norm<B: Backend, const D: usize>(
     let (gamma, beta): (NdArrayTensor, NdArrayTensor) =
         (primitive(gamma.clone()), primitive(beta.clone()));
     let (gamma, beta) = (vector(&gamma), vector(&beta));
-    let rows = AddRows {
+    let rows = AddRows(Rows {
         norm: Norm {
             epsilon: epsilon as f32,
         },
         gamma: &gamma,
         beta: &beta,
-    };
+    });
     let task = Norm::rows_per_task(d) * d;
     Ok(tensor::<B, D, _>(zip_map_f32(
         &x,
@@ -55,17 +55,15 @@ pub(crate) fn add_layer_norm<B: Backend, const D: usize>(
     )))
 }
 
-/// The loop: each row's sum written to the output, then normalised in place.
-struct AddRows<'a> {
-    norm: Norm,
-    gamma: &'a [f32],
-    beta: &'a [f32],
-}
+/// The loop: each row's sum written to the output, then normalised in place as
+/// [`super::layer_norm`]'s rows.
+struct AddRows<'a>(Rows<'a>);
 
 impl ZipMap for AddRows<'_> {
     #[inline(always)]
     fn apply(&self, a: &[f32], b: &[f32], out: &mut [f32]) {
-        let d = self.gamma.len();
+        let Rows { norm, gamma, beta } = &self.0;
+        let d = gamma.len();
         let rows = out
             .chunks_exact_mut(d)
             .zip(a.chunks_exact(d).zip(b.chunks_exact(d)));
@@ -73,9 +71,9 @@ impl ZipMap for AddRows<'_> {
             for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
                 *y = a + b;
             }
-            let (mean, denom) = moments(y, self.norm.epsilon);
-            for ((y, &g), &b) in y.iter_mut().zip(self.gamma).zip(self.beta) {
-                *y = ((*y - mean) / denom) * g + b;
+            let moments = moments(y, norm.epsilon);
+            for ((y, &g), &b) in y.iter_mut().zip(*gamma).zip(*beta) {
+                *y = normalised(*y, moments, g, b);
             }
         }
     }
@@ -85,7 +83,7 @@ impl ZipMap for AddRows<'_> {
 mod tests {
     use burn::tensor::{Distribution, Tensor};
 
-    use super::{add_layer_norm, AddRows, Norm};
+    use super::{add_layer_norm, AddRows, Norm, Rows};
     use crate::ndarray_ops::layer_norm::layer_norm;
     use crate::ndarray_ops::simd::tests::same_bits_on_every_width;
     use crate::ndarray_ops::tests::{zip_on, Ad, Plain};
@@ -119,11 +117,11 @@ mod tests {
             |n: usize, f: f32| -> Vec<f32> { (0..n).map(|i| (i as f32 * f).sin()).collect() };
         let (a, b) = (wave(d * 29, 0.37), wave(d * 29, 1.9));
         let (gamma, beta) = (wave(d, 1.3), wave(d, 0.7));
-        let rows = AddRows {
+        let rows = AddRows(Rows {
             norm: Norm { epsilon: 1e-5 },
             gamma: &gamma,
             beta: &beta,
-        };
+        });
         same_bits_on_every_width("x + r, LayerNorm", |arch| zip_on(arch, &rows, &a, &b));
     }
 

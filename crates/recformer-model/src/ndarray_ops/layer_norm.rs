@@ -167,10 +167,16 @@ impl Norm {
 }
 
 /// The forward's loop: LayerNorm of every row of `γ`'s length.
-struct Rows<'a> {
-    norm: Norm,
-    gamma: &'a [f32],
-    beta: &'a [f32],
+pub(super) struct Rows<'a> {
+    pub(super) norm: Norm,
+    pub(super) gamma: &'a [f32],
+    pub(super) beta: &'a [f32],
+}
+
+/// One normalised element: `((x − μ) / √(σ² + ε)) · γ + β`.
+#[inline(always)]
+pub(super) fn normalised(x: f32, (mean, denom): (f32, f32), gamma: f32, beta: f32) -> f32 {
+    ((x - mean) / denom) * gamma + beta
 }
 
 impl Map for Rows<'_> {
@@ -178,9 +184,9 @@ impl Map for Rows<'_> {
     fn apply(&self, _start: usize, input: &[f32], out: &mut [f32]) {
         let d = self.gamma.len();
         for (y, x) in out.chunks_exact_mut(d).zip(input.chunks_exact(d)) {
-            let (mean, denom) = moments(x, self.norm.epsilon);
+            let moments = moments(x, self.norm.epsilon);
             for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(self.gamma).zip(self.beta) {
-                *y = ((x - mean) / denom) * g + b;
+                *y = normalised(x, moments, g, b);
             }
         }
     }
