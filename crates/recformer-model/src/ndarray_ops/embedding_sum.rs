@@ -50,15 +50,13 @@ pub(crate) fn embedding_sum<B: Backend>(
         .iter()
         .map(|p| f32::view(p).expect("f32 (dtype checked)"))
         .collect();
-    let (Some(w), Some(p), Some(t), Some(i)) = (
-        views[0].as_slice(),
-        views[1].as_slice(),
-        views[2].as_slice(),
-        views[3].as_slice(),
-    ) else {
+    let Some(slices) = views
+        .iter()
+        .map(|v| v.as_slice())
+        .collect::<Option<Vec<&[f32]>>>()
+    else {
         return Err(ids);
     };
-    let slices = [w, p, t, i];
     let in_range = values.iter().zip(&slices).all(|(ids, table)| {
         ids.iter()
             .all(|&id| id >= 0 && (id as usize) < table.len() / h)
@@ -68,31 +66,25 @@ pub(crate) fn embedding_sum<B: Backend>(
     }
     let tokens_per_task = (CHUNK / h).max(1);
     let out = filled(b * l * h, tokens_per_task * h, |task, out| {
-        let first = task * tokens_per_task;
-        let rows = |k: usize, token: usize| {
-            let row = values[k][token] as usize * h;
-            &slices[k][row..row + h]
-        };
-        for (n, out) in out.chunks_exact_mut(h).enumerate() {
-            let token = first + n;
-            simd::vectorized(Sum {
-                rows: [
-                    rows(0, token),
-                    rows(1, token),
-                    rows(2, token),
-                    rows(3, token),
-                ],
-                out,
-            });
-        }
+        simd::vectorized(Sum {
+            first: task * tokens_per_task,
+            h,
+            ids: &values,
+            tables: &slices,
+            out,
+        });
     });
     let array = ArcArray::from_shape_vec(vec![b, l, h], out).expect("b · l · h elements");
     Ok(tensor::<B, 3, _>(f32::wrap(array.into_dyn())))
 }
 
-/// One token: `((w + p) + t) + i`, element by element.
+/// One task's tokens, from `first` on: `((w + p) + t) + i` element by element, from the rows
+/// `tables[k][ids[k][token]]` of `h` values.
 struct Sum<'a> {
-    rows: [&'a [f32]; 4],
+    first: usize,
+    h: usize,
+    ids: &'a [Vec<i64>],
+    tables: &'a [&'a [f32]],
     out: &'a mut [f32],
 }
 
@@ -101,9 +93,17 @@ impl simd::Kernel for Sum<'_> {
 
     #[inline(always)]
     fn run(self) {
-        let [w, p, t, i] = self.rows;
-        for ((((o, &w), &p), &t), &i) in self.out.iter_mut().zip(w).zip(p).zip(t).zip(i) {
-            *o = ((w + p) + t) + i;
+        let h = self.h;
+        let row = |k: usize, token: usize| {
+            let start = self.ids[k][token] as usize * h;
+            &self.tables[k][start..start + h]
+        };
+        for (n, out) in self.out.chunks_exact_mut(h).enumerate() {
+            let token = self.first + n;
+            let (w, p, t, i) = (row(0, token), row(1, token), row(2, token), row(3, token));
+            for ((((o, &w), &p), &t), &i) in out.iter_mut().zip(w).zip(p).zip(t).zip(i) {
+                *o = ((w + p) + t) + i;
+            }
         }
     }
 }
