@@ -124,6 +124,17 @@ pub fn local_attention_sliding<B: Backend>(
         supports(l, w),
         "seq_len {l} is not a multiple of the one-sided window {w}"
     );
+    // Inference on NdArray f32: the three steps below in one pass per block of queries.
+    #[cfg(all(feature = "ndarray", target_arch = "x86_64"))]
+    let (query, key, value) = match product {
+        BandProduct::Fused => {
+            match crate::ndarray_ops::band::attention(query, key, value, masks, w) {
+                Ok(context) => return context,
+                Err(operands) => operands,
+            }
+        }
+        _ => (query, key, value),
+    };
     let band_scores = band_scores(query, key, w, with_global_first, product);
     #[cfg(feature = "ndarray")]
     let attn_probs =

@@ -38,7 +38,7 @@ impl Band {
 
     /// The parts `s` of query block `k` whose key/value block lies inside the `nb` blocks:
     /// `0..3` without the first at block 0 and the last at block `nb - 1`.
-    fn parts_inside(k: usize, nb: usize) -> core::ops::Range<usize> {
+    pub(super) fn parts_inside(k: usize, nb: usize) -> core::ops::Range<usize> {
         usize::from(k == 0)..if k + 1 == nb { 2 } else { 3 }
     }
 

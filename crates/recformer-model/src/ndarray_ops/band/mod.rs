@@ -34,7 +34,12 @@ use ndarray::{ArcArray, ArrayViewD, Axis, IxDyn};
 
 use super::{primitive, tensor, Float, Kind};
 
+#[cfg(target_arch = "x86_64")]
+mod attention;
 mod kernels;
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) use attention::attention;
 
 use kernels::{context_backward, context_forward, dims4, scores_backward, scores_forward, Band};
 

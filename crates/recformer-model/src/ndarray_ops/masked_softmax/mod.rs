@@ -82,21 +82,53 @@ fn fused<B: Backend, const D: usize>(
     if !fused {
         return Err(scores);
     }
+    let allowed = Allowed::new(layout, l, dims[D - 1], heads, w, mask_flags(masks));
+    Ok(match kind {
+        Some(Kind::Tracked(_)) => tracked(scores, allowed),
+        _ => tensor::<B, D, _>(forward(&primitive(scores), &allowed)),
+    })
+}
+
+/// The padding and global flags of `masks`, read to the host.
+fn mask_flags<B: Backend>(masks: &AttentionMasks<B>) -> [Vec<bool>; 2] {
     let flags = |t: &Tensor<B, 2, burn::tensor::Bool>| {
         t.clone()
             .into_data()
             .to_vec::<bool>()
             .expect("a boolean mask")
     };
-    let flags = [
+    [
         flags(&masks.is_index_masked),
         flags(&masks.is_index_global_attn),
-    ];
-    let allowed = Allowed::new(layout, l, dims[D - 1], heads, w, flags);
-    Ok(match kind {
-        Some(Kind::Tracked(_)) => tracked(scores, allowed),
-        _ => tensor::<B, D, _>(forward(&primitive(scores), &allowed)),
-    })
+    ]
+}
+
+/// [`band_masked_softmax`]'s rows, a block at a time: for the band's local attention in one
+/// pass ([`super::band::attention`]), bit for bit the op's values.
+pub(crate) struct BandRows(Allowed);
+
+impl BandRows {
+    /// The rules of the band's `[batch, heads, l / w, w, 3w (+1 when any token is global)]`
+    /// scores under `masks`.
+    pub(crate) fn new<B: Backend>(masks: &AttentionMasks<B>, heads: usize, w: usize) -> Self {
+        let [_, l] = masks.is_index_masked.dims();
+        let cols = 3 * w + usize::from(masks.any_global);
+        BandRows(Allowed::new(
+            Layout::Band,
+            l,
+            cols,
+            heads,
+            w,
+            mask_flags(masks),
+        ))
+    }
+
+    /// The probabilities of the whole rows of `scores` that start at element `start` of the
+    /// band's scores, into `probs` (same length).
+    #[inline(always)]
+    pub(crate) fn softmax(&self, start: usize, scores: &[f32], probs: &mut [f32]) {
+        Rows(&self.0).apply(start, scores, probs);
+    }
 }
 
 /// The forward's loop: each row masked into a buffer, then [`softmax_row`]; padding rows 0.

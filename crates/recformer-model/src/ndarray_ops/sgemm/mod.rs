@@ -134,7 +134,7 @@ fn pack_a(
 /// At most `R` rows of `kc` columns as `out[p][r]` (a micro-panel of `a`, or of `bᵀ`), read
 /// along the rows: 16 columns of every row at a time, transposed through a fixed-size tile
 /// (the compiler sees every bound).
-fn pack_rows<const R: usize>(panel: ArrayView2<'_, f32>, kc: usize, out: &mut [f32]) {
+pub(crate) fn pack_rows<const R: usize>(panel: ArrayView2<'_, f32>, kc: usize, out: &mut [f32]) {
     const Q: usize = 16;
     // The rows as slices, without allocating (this runs for every micro-panel of every block).
     let mut slices: [&[f32]; R] = [&[]; R];

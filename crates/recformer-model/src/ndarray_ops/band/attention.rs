@@ -1,0 +1,390 @@
+//! The sliding window's local attention in one pass per batch-and-head pair, for inference on
+//! NdArray f32 with AVX-512: a block of `w` queries at a time, its scores, their masked softmax
+//! and its context, while the block's scores and probabilities stay in L1.
+//!
+//! The generic path runs three ops ([`super::scores`], `masked_softmax::band_masked_softmax`,
+//! [`super::context`]). They write and read the `[batch, heads, l / w, w, 3w + 1]` scores and
+//! probabilities through memory (6.4 MB each per mini layer at 8 × 512 tokens). They also run
+//! every small product (`[w, d] · [d, 3w]` per block) through matrixmultiply, which packs both
+//! operands of each. Here, per pair:
+//! - the keys are packed once, as `[d, 16]` panels of 16 keys each;
+//! - the queries, probabilities and values are read in place (their rows are contiguous);
+//! - every score and every context element is the chain of FMAs that matrixmultiply computes:
+//!   the sum in index order from zero, each part of the context (previous, same and next key
+//!   block, then the global column) added to the running sum with one rounding;
+//! - the rows go through the same masked softmax ([`BandRows`]).
+//!
+//! So the output is the three ops' output bit for bit (the tests compare them). Inference
+//! only: no autodiff, hence no dropout. Anything else gets its operands back.
+
+use std::cell::RefCell;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Tensor};
+use burn_ndarray::NdArrayTensor;
+use ndarray::{ArrayView2, ArrayViewD, Axis};
+use pulp::x86::V4;
+use pulp::{f32x16, Simd, WithSimd};
+
+use super::super::filled::filled;
+use super::super::masked_softmax::BandRows;
+use super::super::sgemm::pack_rows;
+use super::super::{matrix, primitive, tensor, Float, Kind};
+use super::kernels::{dims4, Band};
+use crate::attention::AttentionMasks;
+
+/// Query (or probability) rows per micro-kernel call.
+const R: usize = 8;
+/// Lanes of a vector.
+const LANES: usize = 16;
+/// matrixmultiply's depth of one block of the sum (`S_KC`): each score (depth `head_dim`) and
+/// each part of the context (depth `w`) must be one block for the sums to match its own.
+const KC: usize = 256;
+
+/// The query, key and value tensors, handed back.
+pub(crate) type Operands<B> = (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>);
+
+/// `crate::attention::sliding::local_attention_sliding` without dropout: the band's scores,
+/// their masked softmax under `masks` and the context, in one op. It runs on NdArray f32
+/// without autodiff, on a CPU with AVX-512, when `w` and `head_dim` are multiples of 16 and at
+/// most 256 and the query and value rows are contiguous. `Err` hands the operands back
+/// otherwise.
+///
+/// # Shapes
+/// - query (scaled), key, value: `[batch, heads, seq_len, head_dim]`, `seq_len % w == 0`
+/// - masks: `[batch, seq_len]`
+/// - output: `[batch, heads, seq_len, head_dim]`
+pub(crate) fn attention<B: Backend>(
+    query: Tensor<B, 4>,
+    key: Tensor<B, 4>,
+    value: Tensor<B, 4>,
+    masks: &AttentionMasks<B>,
+    w: usize,
+) -> Result<Tensor<B, 4>, Operands<B>> {
+    let [b, h, l, d] = query.dims();
+    let fits = key.dims() == [b, h, l, d]
+        && value.dims() == [b, h, l, d]
+        && masks.is_index_masked.dims() == [b, l]
+        && (1..=KC).contains(&w)
+        && w.is_multiple_of(LANES)
+        && (1..=KC).contains(&d)
+        && d.is_multiple_of(LANES)
+        && l.is_multiple_of(w)
+        && [&query, &key, &value]
+            .iter()
+            .all(|t| t.dtype() == DType::F32)
+        && Kind::of::<B>() == Some(Kind::Plain(DType::F32));
+    if let (true, Some(simd)) = (fits, V4::try_new()) {
+        let (q, k, v): (NdArrayTensor, NdArrayTensor, NdArrayTensor) = (
+            primitive(query.clone()),
+            primitive(key.clone()),
+            primitive(value.clone()),
+        );
+        let (q, k, v) = (
+            f32::view(&q).expect("f32"),
+            f32::view(&k).expect("f32"),
+            f32::view(&v).expect("f32"),
+        );
+        if q.strides()[3] == 1 && v.strides()[3] == 1 {
+            let rules = BandRows::new(masks, h, w);
+            let band = Band {
+                w,
+                global: masks.any_global,
+            };
+            let out = run(simd, [&q, &k, &v], &rules, band);
+            let array = ndarray::ArcArray::from_shape_vec(ndarray::IxDyn(&[b, h, l, d]), out)
+                .expect("the shape's element count");
+            return Ok(tensor::<B, 4, _>(f32::wrap(array)));
+        }
+    }
+    Err((query, key, value))
+}
+
+/// The output of every pair, one pair per parallel task.
+fn run(simd: V4, qkv: [&ArrayViewD<'_, f32>; 3], rules: &BandRows, band: Band) -> Vec<f32> {
+    let (b, h, l, d) = dims4(qkv[0]);
+    let (w, cols) = (band.w, band.cols());
+    filled(b * h * l * d, (l * d).max(1), |i, out| {
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            let len = l * d + 2 * w * cols;
+            if scratch.len() < len {
+                scratch.resize(len, 0.0);
+            }
+            Simd::vectorize(
+                simd,
+                Pair {
+                    simd,
+                    qkv: qkv.map(|x| matrix(x, i)),
+                    rules,
+                    band,
+                    first_score: i * l * cols,
+                    scratch: &mut scratch[..len],
+                    out,
+                },
+            );
+        });
+    })
+}
+
+thread_local! {
+    /// A task's packed keys, scores and probabilities.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One batch-and-head pair: its `[l, d]` queries, keys and values, and its output rows.
+struct Pair<'a, 'v> {
+    simd: V4,
+    qkv: [ArrayView2<'v, f32>; 3],
+    rules: &'a BandRows,
+    band: Band,
+    /// The pair's first element in the band's `[b, h, l / w, w, cols]` scores.
+    first_score: usize,
+    /// Room for the packed keys, a block's scores and its probabilities.
+    scratch: &'a mut [f32],
+    out: &'a mut [f32],
+}
+
+impl WithSimd for Pair<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        // `V4::vectorize` compiles this body for AVX-512.
+        let Pair {
+            simd,
+            qkv: [q, k, v],
+            rules,
+            band,
+            first_score,
+            scratch,
+            out,
+        } = self;
+        let (l, d) = q.dim();
+        let (w, cols) = (band.w, band.cols());
+        let nb = l / w;
+        let (keys, rest) = scratch.split_at_mut(l * d);
+        let (scores, probs) = rest.split_at_mut(w * cols);
+        pack_keys(&k, keys);
+        for blk in 0..nb {
+            let block = Block {
+                simd,
+                band,
+                blk,
+                nb,
+                d,
+            };
+            block.scores(&q, &k, keys, scores);
+            rules.softmax(first_score + blk * w * cols, scores, probs);
+            block.context(&v, probs, &mut out[blk * w * d..(blk + 1) * w * d]);
+        }
+    }
+}
+
+/// The keys as panels of 16: `out[c][p][t]` is key `16c + t`'s element `p`.
+fn pack_keys(k: &ArrayView2<'_, f32>, out: &mut [f32]) {
+    let d = k.ncols();
+    for (keys, panel) in k
+        .axis_chunks_iter(Axis(0), LANES)
+        .zip(out.chunks_exact_mut(d * LANES))
+    {
+        pack_rows::<LANES>(keys, d, panel);
+    }
+}
+
+/// One block of `w` queries of a pair.
+struct Block {
+    simd: V4,
+    band: Band,
+    blk: usize,
+    nb: usize,
+    d: usize,
+}
+
+impl Block {
+    /// The block's `[w, cols]` scores: part `s`'s columns hold its products with key block
+    /// `blk + s - 1` (zero outside the sequence), the last column its products with key 0.
+    #[inline(always)]
+    fn scores(
+        &self,
+        q: &ArrayView2<'_, f32>,
+        k: &ArrayView2<'_, f32>,
+        keys: &[f32],
+        scores: &mut [f32],
+    ) {
+        let Block {
+            simd,
+            band,
+            blk,
+            nb,
+            d,
+        } = *self;
+        let (w, cols) = (band.w, band.cols());
+        let parts = Band::parts_inside(blk, nb);
+        for row in scores.chunks_exact_mut(cols) {
+            // The parts outside the sequence score 0, as the op's.
+            row[..parts.start * w].fill(0.0);
+            row[parts.end * w..3 * w].fill(0.0);
+        }
+        let key0: Vec<f32> = if band.global {
+            k.row(0).to_vec()
+        } else {
+            Vec::new()
+        };
+        for r0 in (0..w).step_by(R) {
+            let rows: [&[f32]; R] = core::array::from_fn(|r| row(q, blk * w + r0 + r));
+            if band.global {
+                // Each lane holds the same chain (the key's element broadcast): the global
+                // column's dot products, eight independent chains at a time.
+                let acc = kernel(simd, &rows, d, |p| [simd.splat_f32x16(key0[p])]);
+                for (r, acc) in acc.iter().enumerate() {
+                    let lanes: [f32; LANES] = pulp::bytemuck::cast(acc[0]);
+                    scores[(r0 + r) * cols + 3 * w] = lanes[0];
+                }
+            }
+            for s in parts.clone() {
+                // Columns `s·w + c` read key `(blk + s - 1)·w + c`, in panel `(blk + s - 1)·w/16 + c/16`.
+                let first_key = (blk + s - 1) * w;
+                let panel = |c: usize| &keys[(first_key + c) * d..][..d * LANES];
+                let mut c = 0;
+                while c < w {
+                    let out = |r: usize| (r0 + r) * cols + s * w + c;
+                    if c + 2 * LANES <= w {
+                        let (p0, p1) = (panel(c), panel(c + LANES));
+                        let acc = kernel(simd, &rows, d, |p| {
+                            [load(&p0[p * LANES..]), load(&p1[p * LANES..])]
+                        });
+                        for (r, acc) in acc.iter().enumerate() {
+                            store(acc, &mut scores[out(r)..]);
+                        }
+                        c += 2 * LANES;
+                    } else {
+                        let p0 = panel(c);
+                        let acc = kernel(simd, &rows, d, |p| [load(&p0[p * LANES..])]);
+                        for (r, acc) in acc.iter().enumerate() {
+                            store(acc, &mut scores[out(r)..]);
+                        }
+                        c += LANES;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The block's `[w, d]` context (`out`, zero on entry): part by part, each part's products
+    /// summed from zero and added to the running sum, the global column last.
+    #[inline(always)]
+    fn context(&self, v: &ArrayView2<'_, f32>, probs: &[f32], out: &mut [f32]) {
+        let Block {
+            simd,
+            band,
+            blk,
+            nb,
+            d,
+        } = *self;
+        let (w, cols) = (band.w, band.cols());
+        let mut values: [&[f32]; KC] = [&[]; KC];
+        for s in Band::parts_inside(blk, nb) {
+            let first_key = (blk + s - 1) * w;
+            for (c, slot) in values[..w].iter_mut().enumerate() {
+                *slot = row(v, first_key + c);
+            }
+            let values = &values[..w];
+            for r0 in (0..w).step_by(R) {
+                let rows: [&[f32]; R] =
+                    core::array::from_fn(|r| &probs[(r0 + r) * cols + s * w..][..w]);
+                let mut j = 0;
+                while j < d {
+                    let at = |r: usize| (r0 + r) * d + j;
+                    if j + 2 * LANES <= d {
+                        let acc = kernel(simd, &rows, w, |c| {
+                            [load(&values[c][j..]), load(&values[c][j + LANES..])]
+                        });
+                        for (r, acc) in acc.iter().enumerate() {
+                            add_into(simd, acc, &mut out[at(r)..]);
+                        }
+                        j += 2 * LANES;
+                    } else {
+                        let acc = kernel(simd, &rows, w, |c| [load(&values[c][j..])]);
+                        for (r, acc) in acc.iter().enumerate() {
+                            add_into(simd, acc, &mut out[at(r)..]);
+                        }
+                        j += LANES;
+                    }
+                }
+            }
+        }
+        if band.global {
+            let value0 = row(v, 0);
+            let zero = simd.splat_f32x16(0.0);
+            for (out, probs) in out.chunks_exact_mut(d).zip(probs.chunks_exact(cols)) {
+                let p = simd.splat_f32x16(probs[3 * w]);
+                for (j, out) in out.chunks_exact_mut(LANES).enumerate() {
+                    let ab = simd.mul_add_f32x16(p, load(&value0[j * LANES..]), zero);
+                    add_into(simd, &[ab], out);
+                }
+            }
+        }
+    }
+}
+
+/// Row `t` of a matrix with contiguous rows.
+#[inline(always)]
+fn row<'a>(m: &ArrayView2<'a, f32>, t: usize) -> &'a [f32] {
+    let mut m = *m;
+    m.slice_axis_inplace(Axis(0), (t..t + 1).into());
+    m.to_slice()
+        .expect("contiguous rows (checked before the op runs)")
+}
+
+/// `acc[r][v] = Σ_p a[r][p] · b(p)[v]` for `p < depth`, one FMA per `p` in order from zero:
+/// matrixmultiply's sum.
+#[inline(always)]
+fn kernel<const NV: usize>(
+    simd: V4,
+    a: &[&[f32]; R],
+    depth: usize,
+    b: impl Fn(usize) -> [f32x16; NV],
+) -> [[f32x16; NV]; R] {
+    let mut acc = [[simd.splat_f32x16(0.0); NV]; R];
+    let a: [&[f32]; R] = core::array::from_fn(|r| &a[r][..depth]);
+    for p in 0..depth {
+        let b = b(p);
+        for (acc, a) in acc.iter_mut().zip(&a) {
+            let x = simd.splat_f32x16(a[p]);
+            for (acc, b) in acc.iter_mut().zip(&b) {
+                *acc = simd.mul_add_f32x16(x, *b, *acc);
+            }
+        }
+    }
+    acc
+}
+
+/// The first 16 floats of `x`.
+#[inline(always)]
+fn load(x: &[f32]) -> f32x16 {
+    let x: [f32; LANES] = x[..LANES].try_into().expect("16 lanes");
+    pulp::bytemuck::cast(x)
+}
+
+/// `acc` into the first `16 · NV` floats of `out`.
+#[inline(always)]
+fn store<const NV: usize>(acc: &[f32x16; NV], out: &mut [f32]) {
+    for (v, out) in acc.iter().zip(out.chunks_exact_mut(LANES)) {
+        let v: [f32; LANES] = pulp::bytemuck::cast(*v);
+        out.copy_from_slice(&v);
+    }
+}
+
+/// `out = acc + out` on the first `16 · NV` floats, one rounding each.
+#[inline(always)]
+fn add_into<const NV: usize>(simd: V4, acc: &[f32x16; NV], out: &mut [f32]) {
+    for (v, out) in acc.iter().zip(out.chunks_exact_mut(LANES)) {
+        let sum = simd.add_f32x16(*v, load(out));
+        let sum: [f32; LANES] = pulp::bytemuck::cast(sum);
+        out.copy_from_slice(&sum);
+    }
+}
+
+#[cfg(test)]
+mod tests;
