@@ -12,10 +12,17 @@
 //! - every score and every context element is the chain of FMAs that matrixmultiply computes:
 //!   the sum in index order from zero, each part of the context (previous, same and next key
 //!   block, then the global column) added to the running sum with one rounding;
-//! - the rows go through the same masked softmax ([`BandRows`]).
+//! - the rows go through the same masked softmax ([`BandRows`]);
+//! - a strip of 8 query rows reaches only columns `r0 ..= r0 + 7 + 2w` of the block's `3w`
+//!   through the window (row `r` reaches `r ..= r + 2w`). The scores of 16-column groups
+//!   outside that range are not computed (the softmax replaces them by the mask value without
+//!   reading them). The context skips the columns outside it as well: their probabilities are
+//!   exactly 0 in every row of the strip, so each term they would add is `0 · v = ±0`. A sum
+//!   that starts at +0 stays +0 through leading zero terms, and adding ±0 to a sum leaves it
+//!   unchanged. This holds for finite values; it saves about a fifth of the band's FMAs.
 //!
-//! So the output is the three ops' output bit for bit (the tests compare them). Inference
-//! only: no autodiff, hence no dropout. Anything else gets its operands back.
+//! So the output is the three ops' output bit for bit for finite inputs (the tests compare
+//! them). Inference only: no autodiff, hence no dropout. Anything else gets its operands back.
 
 use std::cell::RefCell;
 
@@ -242,6 +249,9 @@ impl Block {
                     scores[(r0 + r) * cols + 3 * w] = lanes[0];
                 }
             }
+            // The strip's rows reach columns `r0 ..= r0 + R - 1 + 2w` through the window; the
+            // softmax never reads the others.
+            let reached = |col: usize| col + LANES > r0 && col <= r0 + R - 1 + 2 * w;
             for s in parts.clone() {
                 // Columns `s·w + c` read key `(blk + s - 1)·w + c`, in panel `(blk + s - 1)·w/16 + c/16`.
                 let first_key = (blk + s - 1) * w;
@@ -249,7 +259,9 @@ impl Block {
                 let mut c = 0;
                 while c < w {
                     let out = |r: usize| (r0 + r) * cols + s * w + c;
-                    if c + 2 * LANES <= w {
+                    if !reached(s * w + c) {
+                        c += LANES;
+                    } else if c + 2 * LANES <= w && reached(s * w + c + LANES) {
                         let (p0, p1) = (panel(c), panel(c + LANES));
                         let acc = kernel(simd, &rows, d, |p| {
                             [load(&p0[p * LANES..]), load(&p1[p * LANES..])]
@@ -291,13 +303,22 @@ impl Block {
             }
             let values = &values[..w];
             for r0 in (0..w).step_by(R) {
-                let rows: [&[f32]; R] =
-                    core::array::from_fn(|r| &probs[(r0 + r) * cols + s * w..][..w]);
+                // The columns of the part the strip's rows reach through the window: the
+                // others hold probability 0 in every row of the strip.
+                let first = r0.saturating_sub(s * w).min(w);
+                let end = (r0 + R + 2 * w).saturating_sub(s * w).min(w);
+                if first >= end {
+                    continue;
+                }
+                let values = &values[first..end];
+                let rows: [&[f32]; R] = core::array::from_fn(|r| {
+                    &probs[(r0 + r) * cols + s * w + first..][..end - first]
+                });
                 let mut j = 0;
                 while j < d {
                     let at = |r: usize| (r0 + r) * d + j;
                     if j + 2 * LANES <= d {
-                        let acc = kernel(simd, &rows, w, |c| {
+                        let acc = kernel(simd, &rows, end - first, |c| {
                             [load(&values[c][j..]), load(&values[c][j + LANES..])]
                         });
                         for (r, acc) in acc.iter().enumerate() {
@@ -305,7 +326,7 @@ impl Block {
                         }
                         j += 2 * LANES;
                     } else {
-                        let acc = kernel(simd, &rows, w, |c| [load(&values[c][j..])]);
+                        let acc = kernel(simd, &rows, end - first, |c| [load(&values[c][j..])]);
                         for (r, acc) in acc.iter().enumerate() {
                             add_into(simd, acc, &mut out[at(r)..]);
                         }
