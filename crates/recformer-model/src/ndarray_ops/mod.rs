@@ -45,6 +45,8 @@ pub(crate) mod masked_softmax;
 pub(crate) mod matmul;
 pub(crate) mod prefetch;
 pub(crate) mod reshape;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod rows_kernel;
 pub(crate) mod sgemm;
 pub(crate) mod simd;
 pub(crate) mod softmax;

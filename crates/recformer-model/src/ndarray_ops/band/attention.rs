@@ -31,10 +31,11 @@ use burn::tensor::{DType, Tensor};
 use burn_ndarray::NdArrayTensor;
 use ndarray::{ArrayView2, ArrayViewD, Axis};
 use pulp::x86::V4;
-use pulp::{f32x16, Simd, WithSimd};
+use pulp::{Simd, WithSimd};
 
 use super::super::filled::filled;
 use super::super::masked_softmax::BandRows;
+use super::super::rows_kernel::{add_into, kernel, load, store, LANES};
 use super::super::sgemm::pack_rows;
 use super::super::{matrix, primitive, tensor, Float, Kind};
 use super::kernels::{dims4, Band};
@@ -42,8 +43,6 @@ use crate::attention::AttentionMasks;
 
 /// Query (or probability) rows per micro-kernel call.
 const R: usize = 8;
-/// Lanes of a vector.
-const LANES: usize = 16;
 /// matrixmultiply's depth of one block of the sum (`S_KC`): each score (depth `head_dim`) and
 /// each part of the context (depth `w`) must be one block for the sums to match its own.
 const KC: usize = 256;
@@ -356,55 +355,6 @@ fn row<'a>(m: &ArrayView2<'a, f32>, t: usize) -> &'a [f32] {
     m.slice_axis_inplace(Axis(0), (t..t + 1).into());
     m.to_slice()
         .expect("contiguous rows (checked before the op runs)")
-}
-
-/// `acc[r][v] = Σ_p a[r][p] · b(p)[v]` for `p < depth`, one FMA per `p` in order from zero:
-/// matrixmultiply's sum.
-#[inline(always)]
-fn kernel<const NV: usize>(
-    simd: V4,
-    a: &[&[f32]; R],
-    depth: usize,
-    b: impl Fn(usize) -> [f32x16; NV],
-) -> [[f32x16; NV]; R] {
-    let mut acc = [[simd.splat_f32x16(0.0); NV]; R];
-    let a: [&[f32]; R] = core::array::from_fn(|r| &a[r][..depth]);
-    for p in 0..depth {
-        let b = b(p);
-        for (acc, a) in acc.iter_mut().zip(&a) {
-            let x = simd.splat_f32x16(a[p]);
-            for (acc, b) in acc.iter_mut().zip(&b) {
-                *acc = simd.mul_add_f32x16(x, *b, *acc);
-            }
-        }
-    }
-    acc
-}
-
-/// The first 16 floats of `x`.
-#[inline(always)]
-fn load(x: &[f32]) -> f32x16 {
-    let x: [f32; LANES] = x[..LANES].try_into().expect("16 lanes");
-    pulp::bytemuck::cast(x)
-}
-
-/// `acc` into the first `16 · NV` floats of `out`.
-#[inline(always)]
-fn store<const NV: usize>(acc: &[f32x16; NV], out: &mut [f32]) {
-    for (v, out) in acc.iter().zip(out.chunks_exact_mut(LANES)) {
-        let v: [f32; LANES] = pulp::bytemuck::cast(*v);
-        out.copy_from_slice(&v);
-    }
-}
-
-/// `out = acc + out` on the first `16 · NV` floats, one rounding each.
-#[inline(always)]
-fn add_into<const NV: usize>(simd: V4, acc: &[f32x16; NV], out: &mut [f32]) {
-    for (v, out) in acc.iter().zip(out.chunks_exact_mut(LANES)) {
-        let sum = simd.add_f32x16(*v, load(out));
-        let sum: [f32; LANES] = pulp::bytemuck::cast(sum);
-        out.copy_from_slice(&sum);
-    }
 }
 
 #[cfg(test)]

@@ -37,7 +37,8 @@ const MC: usize = MR * 8;
 const MIN_WORK: usize = 1 << 21;
 
 /// `c = a · b` into an existing matrix if this module handles the operands: f32 on a CPU with
-/// AVX-512, at least [`MIN_WORK`] multiply-adds, `k ≥ 1`, C's rows contiguous. The result is
+/// AVX-512, `k ≥ 1`, C's rows contiguous, and either fewer than 16 rows with the right
+/// operand's rows or columns contiguous ([`thin`]) or at least [`MIN_WORK`] multiply-adds. The result is
 /// bit for bit matrixmultiply's (`general_mat_mul` with α = 1, β = 0). `false` (and `c`
 /// untouched) otherwise. A new matrix (with a bias, a GELU) comes from [`product`].
 ///
@@ -50,13 +51,18 @@ pub(crate) fn gemm(
 ) -> bool {
     let ((m, k), n) = (a.dim(), b.ncols());
     debug_assert_eq!((b.nrows(), c.dim()), (k, (m, n)));
-    if k == 0 || m * n * k < MIN_WORK || c.strides()[1] != 1 {
+    if k == 0 || c.strides()[1] != 1 {
         return false;
     }
     #[cfg(target_arch = "x86_64")]
     if let Some(simd) = pulp::x86::V4::try_new() {
-        avx512::gemm(simd, a, b, c);
-        return true;
+        if m < thin::ROWS && thin::gemm(simd, a, b, c) {
+            return true;
+        }
+        if m * n * k >= MIN_WORK {
+            avx512::gemm(simd, a, b, c);
+            return true;
+        }
     }
     false
 }
@@ -204,6 +210,8 @@ fn pack_b(b: &ArrayView2<'_, f32>, p0: usize, kc: usize, panel: usize, out: &mut
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod thin;
 
 #[cfg(test)]
 mod tests;

@@ -130,3 +130,43 @@ fn declines_small_products_empty_sums_and_strided_outputs() {
     assert!(!gemm(&a.view(), &b.view(), &mut c.view_mut()));
     assert!(c.iter().all(|&v| v == 7.0));
 }
+
+/// Products with fewer than 16 rows (the first token's global attention: one row per head),
+/// the right operand's rows or columns contiguous, one to three blocks of the sum, partial
+/// groups of rows and columns: the same bits as matrixmultiply, which they bypass.
+#[test]
+fn thin_products_have_matrixmultiplys_bits() {
+    if !avx512() {
+        return;
+    }
+    let shapes = [
+        (1, 1, 16),
+        (4, 256, 512),
+        (4, 512, 256),
+        (12, 384, 64),
+        (12, 64, 384),
+        (15, 600, 80),
+        (3, 37, 13),
+        (7, 300, 9),
+    ];
+    for (case, &(m, k, n)) in shapes.iter().enumerate() {
+        for (a_cm, b_cm) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = matrix(m, k, a_cm, 40 + case as u64);
+            let b = matrix(k, n, b_cm, 50 + case as u64);
+            let mut expected = Array2::<f32>::zeros((m, n));
+            general_mat_mul(1.0, &a, &b, 0.0, &mut expected);
+            let mut got = Array2::<f32>::from_elem((m, n), f32::NAN);
+            let taken = gemm(&a.view(), &b.view(), &mut got.view_mut());
+            // Rows of B whose width is not a multiple of 16 stay with matrixmultiply.
+            let expected_taken = b_cm || n % 16 == 0;
+            assert_eq!(taken, expected_taken, "{m}x{k}x{n}, b column-major {b_cm}");
+            if taken {
+                assert_eq!(
+                    bits(&got),
+                    bits(&expected),
+                    "{m}x{k}x{n}, a column-major {a_cm}, b column-major {b_cm}"
+                );
+            }
+        }
+    }
+}
