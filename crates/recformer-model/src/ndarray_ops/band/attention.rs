@@ -18,8 +18,9 @@
 //!   outside that range are not computed (the softmax replaces them by the mask value without
 //!   reading them). The context skips the columns outside it as well: their probabilities are
 //!   exactly 0 in every row of the strip, so each term they would add is `0 · v = ±0`. A sum
-//!   that starts at +0 stays +0 through leading zero terms, and adding ±0 to a sum leaves it
-//!   unchanged. This holds for finite values; it saves about a fifth of the band's FMAs.
+//!   that starts at +0 stays +0 through leading zero terms, and adding ±0 to a non-zero sum
+//!   leaves it unchanged (a sum that is exactly zero could at most change the sign of its
+//!   zero). This holds for finite values; it saves about a fifth of the band's FMAs.
 //!
 //! So the output is the three ops' output bit for bit for finite inputs (the tests compare
 //! them). Inference only: no autodiff, hence no dropout. Anything else gets its operands back.
