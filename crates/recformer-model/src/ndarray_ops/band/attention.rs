@@ -173,6 +173,12 @@ impl WithSimd for Pair<'_, '_> {
         let (keys, rest) = scratch.split_at_mut(l * d);
         let (scores, probs) = rest.split_at_mut(w * cols);
         pack_keys(&k, keys);
+        // Key 0, against which every query scores the global column.
+        let key0: Vec<f32> = if band.global {
+            k.row(0).to_vec()
+        } else {
+            Vec::new()
+        };
         for blk in 0..nb {
             let block = Block {
                 simd,
@@ -181,7 +187,7 @@ impl WithSimd for Pair<'_, '_> {
                 nb,
                 d,
             };
-            block.scores(&q, &k, keys, scores);
+            block.scores(&q, keys, &key0, scores);
             rules.softmax(first_score + blk * w * cols, scores, probs);
             block.context(&v, probs, &mut out[blk * w * d..(blk + 1) * w * d]);
         }
@@ -210,15 +216,10 @@ struct Block {
 
 impl Block {
     /// The block's `[w, cols]` scores: part `s`'s columns hold its products with key block
-    /// `blk + s - 1` (zero outside the sequence), the last column its products with key 0.
+    /// `blk + s - 1` (`keys`, packed; zero outside the sequence), the last column its products
+    /// with key 0 (`key0`, when the band has a global column).
     #[inline(always)]
-    fn scores(
-        &self,
-        q: &ArrayView2<'_, f32>,
-        k: &ArrayView2<'_, f32>,
-        keys: &[f32],
-        scores: &mut [f32],
-    ) {
+    fn scores(&self, q: &ArrayView2<'_, f32>, keys: &[f32], key0: &[f32], scores: &mut [f32]) {
         let Block {
             simd,
             band,
@@ -233,11 +234,6 @@ impl Block {
             row[..parts.start * w].fill(0.0);
             row[parts.end * w..3 * w].fill(0.0);
         }
-        let key0: Vec<f32> = if band.global {
-            k.row(0).to_vec()
-        } else {
-            Vec::new()
-        };
         for r0 in (0..w).step_by(R) {
             let rows: [&[f32]; R] = core::array::from_fn(|r| row(q, blk * w + r0 + r));
             if band.global {
