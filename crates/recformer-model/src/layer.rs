@@ -10,7 +10,7 @@ use crate::config::RecformerConfig;
 use crate::dropout::dropout;
 use crate::init::linear;
 use crate::layer_norm::add_layer_norm;
-use crate::token_linear::{per_token, per_token_gelu};
+use crate::token_linear::{per_token, per_token_feed_forward, per_token_gelu};
 
 /// `LN(input + Dropout(Dense(hidden)))` after the attention (HF keys `attention.output.*`).
 #[derive(Module, Debug)]
@@ -162,7 +162,15 @@ impl<B: Backend> LongformerOutput<B> {
     /// - hidden_states: `[batch, seq_len, intermediate]`, input_tensor: `[batch, seq_len, hidden]`
     /// - output: `[batch, seq_len, hidden]`
     pub fn forward(&self, hidden_states: Tensor<B, 3>, input_tensor: Tensor<B, 3>) -> Tensor<B, 3> {
-        let x = dropout(&self.dropout, per_token(&self.dense, hidden_states));
+        self.residual(per_token(&self.dense, hidden_states), input_tensor)
+    }
+
+    /// `LN(input + Dropout(x))`: [`forward`](Self::forward) after its `dense` layer.
+    ///
+    /// # Shapes
+    /// - x, input_tensor: `[batch, seq_len, hidden]` -> same
+    pub fn residual(&self, x: Tensor<B, 3>, input_tensor: Tensor<B, 3>) -> Tensor<B, 3> {
+        let x = dropout(&self.dropout, x);
         add_layer_norm(&self.layer_norm, self.layer_norm_eps, x, input_tensor)
     }
 }
@@ -217,9 +225,15 @@ impl<B: Backend> LongformerLayer<B> {
         self.feed_forward(attention_output)
     }
 
-    /// The feed-forward block with its residual and LayerNorm.
+    /// The feed-forward block with its residual and LayerNorm: `self.output.forward(
+    /// self.intermediate.forward(x), x)`, with both linear layers in one op where
+    /// [`per_token_feed_forward`] has one.
     fn feed_forward(&self, attention_output: Tensor<B, 3>) -> Tensor<B, 3> {
-        let intermediate = self.intermediate.forward(attention_output.clone());
-        self.output.forward(intermediate, attention_output)
+        let x = per_token_feed_forward(
+            &self.intermediate.dense,
+            &self.output.dense,
+            attention_output.clone(),
+        );
+        self.output.residual(x, attention_output)
     }
 }

@@ -28,6 +28,33 @@ pub(crate) fn per_token<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tenso
     reshape(y, [batch, seq_len, d_output])
 }
 
+/// `down(gelu(up(x)))` on every token (the FFN without its residual): one op on NdArray f32
+/// in inference (`ndarray_ops::feed_forward`, the same bits), else [`per_token_gelu`] then
+/// [`per_token`].
+///
+/// # Shapes
+/// - x: `[batch, seq_len, d_model]`
+/// - output: `[batch, seq_len, d_out]`
+pub(crate) fn per_token_feed_forward<B: Backend>(
+    up: &Linear<B>,
+    down: &Linear<B>,
+    x: Tensor<B, 3>,
+) -> Tensor<B, 3> {
+    #[cfg(feature = "ndarray")]
+    let x = {
+        let [batch, seq_len, d_model] = x.dims();
+        let rows = reshape(x.clone(), [batch * seq_len, d_model]);
+        match crate::ndarray_ops::feed_forward::feed_forward(up, down, rows) {
+            Ok(y) => {
+                let d_out = y.dims()[1];
+                return reshape(y, [batch, seq_len, d_out]);
+            }
+            Err(_) => x,
+        }
+    };
+    per_token(down, per_token_gelu(up, x))
+}
+
 /// `gelu(layer(x))` on every token (the FFN's up-projection and activation): one op on NdArray
 /// f32 in inference (`ndarray_ops::linear_gelu`, the same bits), else [`per_token`] then
 /// [`gelu`](crate::activation::gelu).

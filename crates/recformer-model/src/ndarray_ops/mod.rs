@@ -36,6 +36,7 @@ pub(crate) mod band;
 pub(crate) mod dropout;
 pub(crate) mod embedding_sum;
 pub(crate) mod erf;
+pub(crate) mod feed_forward;
 pub(crate) mod filled;
 pub(crate) mod gelu;
 pub(crate) mod layer_norm;

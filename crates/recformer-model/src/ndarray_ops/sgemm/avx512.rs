@@ -58,12 +58,20 @@ pub(super) fn product(
 }
 
 /// The bias padded to whole panels (the epilogue reads [`NR`] at a time).
-fn padded(bias: Option<&ArrayView1<'_, f32>>, n: usize) -> Option<Vec<f32>> {
+pub(super) fn padded(bias: Option<&ArrayView1<'_, f32>>, n: usize) -> Option<Vec<f32>> {
     bias.map(|bias| {
         let mut padded = vec![0.0; n.div_ceil(NR) * NR];
         padded.iter_mut().zip(bias).for_each(|(d, s)| *d = *s);
         padded
     })
+}
+
+/// Rows of C per task for `m` rows: at most [`MC`], and at least four tasks per thread when C
+/// has few rows (a weight's gradient has `d_in` rows), so that they spread evenly.
+pub(super) fn task_rows(m: usize) -> usize {
+    m.div_ceil(4 * rayon::current_num_threads())
+        .next_multiple_of(MR)
+        .clamp(MR, MC)
 }
 
 /// The operands of one product and how it is split.
@@ -87,13 +95,7 @@ impl<'a, 'v> Product<'a, 'v> {
         bias: Option<&'a [f32]>,
         then: Then,
     ) -> Self {
-        // Tasks of `mc` rows: at most MC, and at least four per thread when C has few rows
-        // (a weight's gradient has `d_in` rows), so that they spread evenly.
-        let mc = a
-            .nrows()
-            .div_ceil(4 * rayon::current_num_threads())
-            .next_multiple_of(MR)
-            .clamp(MR, MC);
+        let mc = task_rows(a.nrows());
         Product {
             simd,
             a,
@@ -170,9 +172,9 @@ impl<'a, 'v> Product<'a, 'v> {
 
 thread_local! {
     /// The packed left operand's rows of the task running on this thread.
-    static PACKED_A: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    pub(super) static PACKED_A: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// The packed right operand of the product this thread called.
-    static PACKED_B: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    pub(super) static PACKED_B: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Buffers up to this many floats (16 MiB) stay with their thread for the next product;
@@ -182,7 +184,7 @@ const KEEP: usize = 1 << 22;
 /// `f` on `len` floats of this thread's buffer `key` (reused: no allocation, no zeroing
 /// per product), or of a new one when the buffer is in use (a product called from a task
 /// of another product on the same thread) or larger than [`KEEP`].
-fn with_buffer<R>(
+pub(super) fn with_buffer<R>(
     key: &'static LocalKey<RefCell<Vec<f32>>>,
     len: usize,
     f: impl FnOnce(&mut [f32]) -> R,
@@ -199,25 +201,25 @@ fn with_buffer<R>(
 }
 
 /// What one block of the sum does in its epilogue.
-struct Block<'a> {
+pub(super) struct Block<'a> {
     /// The block's first index of the sum.
-    p0: usize,
+    pub(super) p0: usize,
     /// The first block stores; later ones add to C.
-    first: bool,
+    pub(super) first: bool,
     /// The padded bias, on the last block only.
-    bias: Option<&'a [f32]>,
+    pub(super) bias: Option<&'a [f32]>,
     /// GELU after the bias, on the last block only.
-    gelu: bool,
-    kc: usize,
+    pub(super) gelu: bool,
+    pub(super) kc: usize,
 }
 
 /// A task's rows of C against every panel of the packed right operand.
-struct Tile<'a, 'c> {
-    simd: V4,
-    block: &'a Block<'a>,
-    packed_a: &'a [f32],
-    packed_b: &'a [f32],
-    c: &'a mut ArrayViewMut2<'c, f32>,
+pub(super) struct Tile<'a, 'c> {
+    pub(super) simd: V4,
+    pub(super) block: &'a Block<'a>,
+    pub(super) packed_a: &'a [f32],
+    pub(super) packed_b: &'a [f32],
+    pub(super) c: &'a mut ArrayViewMut2<'c, f32>,
 }
 
 impl WithSimd for Tile<'_, '_> {

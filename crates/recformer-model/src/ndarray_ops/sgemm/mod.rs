@@ -93,6 +93,36 @@ pub(crate) fn product(
     None
 }
 
+/// One linear layer's operands: a `[k, n]` weight (any strides) and an optional `[n]` bias.
+pub(crate) struct Dense<'a, 'v> {
+    pub(crate) weight: &'a ArrayView2<'v, f32>,
+    pub(crate) bias: Option<&'a ArrayView1<'v, f32>>,
+}
+
+/// `gelu(x · W₁ + b₁) · W₂ + b₂` into a new standard-layout matrix, a task's rows of the
+/// intermediate activation at a time ([`feed_forward`](self::feed_forward)): the same bits as
+/// [`product`] with [`Then::Gelu`] followed by [`product`]. `None` where [`product`] would not
+/// run the first product (no AVX-512, too small).
+///
+/// # Shapes
+/// - x: `[m, d_model]`, up: `[d_model, d_ff]`, down: `[d_ff, d_out]`; output `[m, d_out]`
+pub(crate) fn feed_forward(
+    x: &ArrayView2<'_, f32>,
+    up: &Dense<'_, '_>,
+    down: &Dense<'_, '_>,
+) -> Option<Array2<f32>> {
+    let ((m, k), d_ff) = (x.dim(), up.weight.ncols());
+    debug_assert_eq!((up.weight.nrows(), down.weight.nrows()), (k, d_ff));
+    if k == 0 || d_ff == 0 || m * d_ff * k < MIN_WORK {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(simd) = pulp::x86::V4::try_new() {
+        return Some(feed_forward::feed_forward(simd, x, up, down));
+    }
+    None
+}
+
 /// What the last block's epilogue applies to each element of C after the bias.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Then {
@@ -210,6 +240,8 @@ fn pack_b(b: &ArrayView2<'_, f32>, p0: usize, kc: usize, panel: usize, out: &mut
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod feed_forward;
 #[cfg(target_arch = "x86_64")]
 mod thin;
 
