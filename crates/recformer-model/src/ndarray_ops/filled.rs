@@ -42,6 +42,10 @@ where
     }
     let results = out.spare_capacity_mut()[..len]
         .par_chunks_mut(task)
+        // Every task its own job: rayon otherwise runs runs of several tasks as one unit, and
+        // a thread that finishes first has nothing to steal while the other works through
+        // its run (the end of each GEMM; docs/performance.md).
+        .with_max_len(1)
         .enumerate()
         .map(|(i, part)| {
             part.fill(MaybeUninit::new(E::default()));

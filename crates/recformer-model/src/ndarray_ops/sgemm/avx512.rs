@@ -119,6 +119,8 @@ impl<'a, 'v> Product<'a, 'v> {
         let (block, packed_b) = self.pack(p0, packed_b);
         c.axis_chunks_iter_mut(Axis(0), self.mc)
             .into_par_iter()
+            // Every task its own job, as in `filled`.
+            .with_max_len(1)
             .enumerate()
             .for_each(|(task, rows)| self.task(&block, packed_b, task, rows));
     }
