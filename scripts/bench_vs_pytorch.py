@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Side-by-side CPU timing: the RecFormer architecture in PyTorch vs `recformer bench`, one run.
 
-    python3 scripts/bench_vs_pytorch.py [--recformer PATH] [--threads 2] [--steps 3]
+    python3 scripts/bench_vs_pytorch.py [--recformer PATH] [--threads 2] [--steps 3] [--rounds 3]
 
 Never needed by CI. It uses the virtual environment of the parity fixtures (default `<repo>/.venv`,
 made by `crates/recformer-model/scripts/gen_fixtures.py`; override with `RECFORMER_VENV`) and the
@@ -27,6 +27,10 @@ item and then to the window multiple; random weights of the directory's shape), 
 whole `recformer encode-items` process (loading, tokenising, encoding, writing).
 
 Prints a markdown table with the ratios (PyTorch time / ours: above 1 means ours is faster).
+With `--rounds N` every measurement runs N times, PyTorch and ours alternating, and the table
+shows medians, each ratio the median of the rounds' ratios with their range: on a VM whose speed
+drifts (PyTorch's own forward time moved by up to 2x within forty minutes here,
+`docs/performance.md`), one round can land on a slow or fast spell.
 
 Then the ceiling table: what the machine's f32 GEMM allows. PyTorch (same threads) times its
 matrix products at each shape's largest layer (the FFN's `[batch*tokens, hidden] x [hidden, ffn]`)
@@ -256,14 +260,30 @@ def run_rust(binary: str, device: str, shape: str, threads: int, steps: int, war
     return {"forward_s": float(cells[3]) / 1e3, "train_s": float(cells[6]) / 1e3, "peak_mib": peak / 1024}
 
 
-def print_rows(name: str, size: str, ref: dict, ours: dict, rows: list) -> None:
-    """One table row per (work, key, unit): PyTorch, then each device's value and ratio
-    (time: PyTorch / ours, >1 = ours faster; memory: ours / PyTorch, <1 = ours smaller)."""
+def median(xs: list) -> float:
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def medians(runs: list) -> dict:
+    """Each key's median over the rounds."""
+    return {k: median([r[k] for r in runs]) for k in runs[0] if isinstance(runs[0][k], (int, float))}
+
+
+def print_rows(name: str, size: str, refs: list, ours: dict, rows: list) -> None:
+    """One table row per (work, key, unit): PyTorch's median over the rounds, then each device's
+    median and the median of the rounds' ratios (time: PyTorch / ours, >1 = ours faster; memory:
+    ours / PyTorch, <1 = ours smaller), with their range when there are several rounds. Round i
+    of ours ran right after round i of PyTorch, so a ratio compares neighbours in time."""
+    fmt = lambda v, unit: f"{v:.3f} {unit}" if unit == "s" else f"{v:.0f} {unit}"
     for work, key, unit in rows:
-        cells = [f"{ref[key]:.3f} {unit}" if unit == "s" else f"{ref[key]:.0f} {unit}"]
-        for v in (ours[d][key] for d in ours):
-            cells.append(f"{v:.3f} {unit}" if unit == "s" else f"{v:.0f} {unit}")
-            cells.append(f"{ref[key] / v if unit == 's' else v / ref[key]:.2f}x")
+        cells = [fmt(median([r[key] for r in refs]), unit)]
+        for runs in ours.values():
+            cells.append(fmt(median([x[key] for x in runs]), unit))
+            per = [r[key] / x[key] if unit == "s" else x[key] / r[key] for r, x in zip(refs, runs)]
+            spread = f" ({min(per):.2f}-{max(per):.2f})" if len(per) > 1 else ""
+            cells.append(f"{median(per):.2f}x{spread}")
         print(f"| {name} | {size} | {work} | " + " | ".join(cells) + " |")
 
 
@@ -274,6 +294,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="PyTorch and ours measured this many times, alternating; medians are printed")
     parser.add_argument("--shapes", default="minilm,mini")
     parser.add_argument("--devices", default="ndarray,flex")
     parser.add_argument("--items-model", help="model directory for the item-encoding rows")
@@ -296,7 +318,8 @@ def main() -> None:
     import transformers
 
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    print(f"machine: {cpu}, {os.cpu_count()} cores; threads {a.threads}; steps {a.steps} (+{a.warmup} warm-up)")
+    print(f"machine: {cpu}, {os.cpu_count()} cores; threads {a.threads}; steps {a.steps} (+{a.warmup} warm-up); "
+          f"rounds {a.rounds} (medians; ratio ranges in brackets)")
     print(f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), transformers "
           f"{transformers.__version__}, python {platform.python_version()}; recformer: {a.recformer}")
     print()
@@ -306,24 +329,29 @@ def main() -> None:
     measured = {}
     for shape in a.shapes.split(","):
         _, _, _, _, _, batch, tokens = SHAPES[shape]
-        ref = run_torch(shape, a.threads, a.steps, a.warmup)
-        ours = {d: run_rust(a.recformer, d, shape, a.threads, a.steps, a.warmup) for d in a.devices.split(",")}
-        measured[shape] = ref
-        print_rows(shape, f"{batch} x {tokens}", ref, ours, [
+        refs, ours = [], {d: [] for d in a.devices.split(",")}
+        for _ in range(a.rounds):
+            refs.append(run_torch(shape, a.threads, a.steps, a.warmup))
+            for d in ours:
+                ours[d].append(run_rust(a.recformer, d, shape, a.threads, a.steps, a.warmup))
+        measured[shape] = medians(refs)
+        print_rows(shape, f"{batch} x {tokens}", refs, ours, [
             ("forward", "forward_s", "s"), ("train step", "train_s", "s"), ("peak RSS", "peak_mib", "MiB")])
         sys.stdout.flush()
     if a.items_model and a.items_data:
-        out = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--worker", "items", "--threads", str(a.threads),
-             "--items-model", a.items_model, "--items-data", a.items_data],
-            check=True, capture_output=True, text=True,
-        )
-        ref = json.loads(out.stdout.strip().splitlines()[-1])
-        ours = {d: run_rust_items(a.recformer, d, a.items_model, a.items_data, a.threads)
-                for d in a.devices.split(",")}
+        refs, ours = [], {d: [] for d in a.devices.split(",")}
+        for _ in range(a.rounds):
+            out = subprocess.run(
+                [sys.executable, str(Path(__file__).resolve()), "--worker", "items", "--threads", str(a.threads),
+                 "--items-model", a.items_model, "--items-data", a.items_data],
+                check=True, capture_output=True, text=True,
+            )
+            refs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            for d in ours:
+                ours[d].append(run_rust_items(a.recformer, d, a.items_model, a.items_data, a.threads))
         name = Path(a.items_model).name
-        label = f"{ref['items']} items, {ref['mean_tokens']:.0f} tokens avg"
-        print_rows(name, label, ref, ours, [
+        label = f"{refs[0]['items']} items, {refs[0]['mean_tokens']:.0f} tokens avg"
+        print_rows(name, label, refs, ours, [
             ("encode items (official loop alone vs whole process)", "encode_s", "s"),
             ("peak RSS (encode)", "peak_mib", "MiB")])
     sys.stdout.flush()
