@@ -36,6 +36,12 @@ pub(crate) fn feed_forward<B: Backend>(
     let (Some(xs), Some(up), Some(down)) = (matrix(&x_primitive), up.view(), down.view()) else {
         return Err(x);
     };
+    // Shapes that do not chain go back to the layers, which report them.
+    let bias_fits = |l: &Views<'_>| l.bias.as_ref().is_none_or(|b| b.len() == l.weight.ncols());
+    let chained = xs.ncols() == up.weight.nrows() && up.weight.ncols() == down.weight.nrows();
+    if !chained || !bias_fits(&up) || !bias_fits(&down) {
+        return Err(x);
+    }
     let (up, down) = (up.dense(), down.dense());
     match fused(&xs, &up, &down) {
         Some(y) => Ok(tensor::<B, 2, _>(f32::wrap(y.into_dyn().into_shared()))),
