@@ -10,8 +10,9 @@ use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
 use burn_ndarray::NdArrayTensor;
-use ndarray::{ArrayView1, ArrayView2, Ix1, Ix2};
+use ndarray::{ArrayView1, ArrayView2, Ix1};
 
+use super::linear_gelu::matrix;
 use super::sgemm::{feed_forward as fused, Dense};
 use super::{primitive, tensor, Float, Kind};
 
@@ -93,11 +94,6 @@ impl<'a> Views<'a> {
             bias: self.bias.as_ref(),
         }
     }
-}
-
-/// The tensor as an f32 matrix, if it is one.
-fn matrix(tensor: &NdArrayTensor) -> Option<ArrayView2<'_, f32>> {
-    f32::view(tensor)?.into_dimensionality::<Ix2>().ok()
 }
 
 #[cfg(test)]

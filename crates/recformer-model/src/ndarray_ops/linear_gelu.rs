@@ -58,7 +58,7 @@ pub(crate) fn linear_gelu<B: Backend>(
 }
 
 /// The tensor as an f32 matrix, if it is one.
-fn matrix(tensor: &NdArrayTensor) -> Option<ArrayView2<'_, f32>> {
+pub(super) fn matrix(tensor: &NdArrayTensor) -> Option<ArrayView2<'_, f32>> {
     f32::view(tensor)?.into_dimensionality::<Ix2>().ok()
 }
 
