@@ -41,16 +41,9 @@ pub(crate) fn per_token_feed_forward<B: Backend>(
     x: Tensor<B, 3>,
 ) -> Tensor<B, 3> {
     #[cfg(feature = "ndarray")]
-    let x = {
-        let [batch, seq_len, d_model] = x.dims();
-        let rows = reshape(x.clone(), [batch * seq_len, d_model]);
-        match crate::ndarray_ops::feed_forward::feed_forward(up, down, rows) {
-            Ok(y) => {
-                let d_out = y.dims()[1];
-                return reshape(y, [batch, seq_len, d_out]);
-            }
-            Err(_) => x,
-        }
+    let x = match crate::ndarray_ops::feed_forward::feed_forward(up, down, x) {
+        Ok(y) => return y,
+        Err(x) => x,
     };
     per_token(down, per_token_gelu(up, x))
 }

@@ -10,42 +10,50 @@ use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
 use burn_ndarray::NdArrayTensor;
-use ndarray::{ArrayView1, ArrayView2, Ix1};
+use ndarray::Ix1;
 
 use super::linear_gelu::matrix;
 use super::sgemm::{feed_forward as fused, Dense};
 use super::{primitive, tensor, Float, Kind};
+use crate::reshape::reshape;
 
-/// `down(gelu(up(x)))` on NdArray f32 without autodiff when the products run on
-/// [`super::sgemm`] (AVX-512, large enough); `Err(x)` otherwise.
+/// `down(gelu(up(x)))` over the last dimension, on NdArray f32 without autodiff when the
+/// products run on [`super::sgemm`] (AVX-512, large enough); `Err(x)` otherwise, before any
+/// work (the training path calls this too).
 ///
 /// # Shapes
-/// - x: `[rows, d_model]`, up: `d_model -> d_ff`, down: `d_ff -> d_out`
-/// - output: `[rows, d_out]`
-pub(crate) fn feed_forward<B: Backend>(
+/// - x: `[..., d_model]`, up: `d_model -> d_ff`, down: `d_ff -> d_out`
+/// - output: `[..., d_out]`
+pub(crate) fn feed_forward<B: Backend, const D: usize>(
     up: &Linear<B>,
     down: &Linear<B>,
-    x: Tensor<B, 2>,
-) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
+    x: Tensor<B, D>,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
     if Kind::of::<B>() != Some(Kind::Plain(DType::F32)) || x.dtype() != DType::F32 {
         return Err(x);
     }
-    let (Some(up), Some(down)) = (Primitives::of(up), Primitives::of(down)) else {
+    let (Some(up_p), Some(down_p)) = (Primitives::of(up), Primitives::of(down)) else {
         return Err(x);
     };
-    let x_primitive: NdArrayTensor = primitive(x.clone());
-    let (Some(xs), Some(up), Some(down)) = (matrix(&x_primitive), up.view(), down.view()) else {
+    let mut dims = x.dims();
+    let rows = dims[..D - 1].iter().product();
+    let x_primitive: NdArrayTensor = primitive(reshape(x.clone(), [rows, dims[D - 1]]));
+    let (Some(xs), Some(up), Some(down)) = (matrix(&x_primitive), up_p.view(), down_p.view())
+    else {
         return Err(x);
     };
     // Shapes that do not chain go back to the layers, which report them.
-    let bias_fits = |l: &Views<'_>| l.bias.as_ref().is_none_or(|b| b.len() == l.weight.ncols());
+    let bias_fits = |l: &Dense<'_>| l.bias.as_ref().is_none_or(|b| b.len() == l.weight.ncols());
     let chained = xs.ncols() == up.weight.nrows() && up.weight.ncols() == down.weight.nrows();
     if !chained || !bias_fits(&up) || !bias_fits(&down) {
         return Err(x);
     }
-    let (up, down) = (up.dense(), down.dense());
     match fused(&xs, &up, &down) {
-        Some(y) => Ok(tensor::<B, 2, _>(f32::wrap(y.into_dyn().into_shared()))),
+        Some(y) => {
+            dims[D - 1] = y.ncols();
+            let y = tensor::<B, 2, _>(f32::wrap(y.into_dyn().into_shared()));
+            Ok(reshape(y, dims))
+        }
         None => Err(x),
     }
 }
@@ -69,30 +77,16 @@ impl Primitives {
         })
     }
 
-    fn view(&self) -> Option<Views<'_>> {
+    /// The weight and bias as arrays, if they are a matrix and a vector.
+    fn view(&self) -> Option<Dense<'_>> {
         let bias = match &self.bias {
             Some(bias) => Some(f32::view(bias)?.into_dimensionality::<Ix1>().ok()?),
             None => None,
         };
-        Some(Views {
+        Some(Dense {
             weight: matrix(&self.weight)?,
             bias,
         })
-    }
-}
-
-/// [`Primitives`] as arrays.
-struct Views<'a> {
-    weight: ArrayView2<'a, f32>,
-    bias: Option<ArrayView1<'a, f32>>,
-}
-
-impl<'a> Views<'a> {
-    fn dense(&self) -> Dense<'_, 'a> {
-        Dense {
-            weight: &self.weight,
-            bias: self.bias.as_ref(),
-        }
     }
 }
 
@@ -146,11 +140,11 @@ mod tests {
         let device = Default::default();
         let (up, down) = (LinearConfig::new(8, 16), LinearConfig::new(16, 8));
         let (up_p, down_p) = (up.init::<Plain>(&device), down.init::<Plain>(&device));
-        assert!(feed_forward(&up_p, &down_p, Tensor::zeros([4, 8], &device)).is_err());
+        assert!(feed_forward(&up_p, &down_p, Tensor::<Plain, 2>::zeros([4, 8], &device)).is_err());
         let (up_a, down_a) = (
             LinearConfig::new(256, 512).init::<Ad>(&device),
             LinearConfig::new(512, 256).init::<Ad>(&device),
         );
-        assert!(feed_forward(&up_a, &down_a, Tensor::zeros([256, 256], &device)).is_err());
+        assert!(feed_forward(&up_a, &down_a, Tensor::<Ad, 2>::zeros([256, 256], &device)).is_err());
     }
 }

@@ -59,16 +59,19 @@ thread_local! {
 pub(super) fn feed_forward(
     simd: V4,
     x: &ArrayView2<'_, f32>,
-    up: &Dense<'_, '_>,
-    down: &Dense<'_, '_>,
+    up: &Dense<'_>,
+    down: &Dense<'_>,
 ) -> Array2<f32> {
     let ((m, d_model), d_ff, n) = (x.dim(), up.weight.ncols(), down.weight.ncols());
-    let (b1, b2) = (padded(up.bias, d_ff), padded(down.bias, n));
+    let (b1, b2) = (
+        padded(up.bias.as_ref(), d_ff),
+        padded(down.bias.as_ref(), n),
+    );
     let up_len = d_ff.div_ceil(NR) * NR * d_model;
     let down_len = n.div_ceil(NR) * NR * d_ff;
     with_buffer(&PACKED_B, up_len + down_len, |packed| {
         let (w1, w2) = packed.split_at_mut(up_len);
-        let (w1, w2) = (pack(up.weight, w1), pack(down.weight, w2));
+        let (w1, w2) = (pack(&up.weight, w1), pack(&down.weight, w2));
         let mc = task_rows(m);
         let data = filled(m * n, mc * n, |task, out| {
             let rows = out.len() / n;

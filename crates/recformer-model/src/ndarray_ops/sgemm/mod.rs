@@ -94,13 +94,14 @@ pub(crate) fn product(
 }
 
 /// One linear layer's operands: a `[k, n]` weight (any strides) and an optional `[n]` bias.
-pub(crate) struct Dense<'a, 'v> {
-    pub(crate) weight: &'a ArrayView2<'v, f32>,
-    pub(crate) bias: Option<&'a ArrayView1<'v, f32>>,
+pub(crate) struct Dense<'v> {
+    pub(crate) weight: ArrayView2<'v, f32>,
+    pub(crate) bias: Option<ArrayView1<'v, f32>>,
 }
 
-/// `gelu(x · W₁ + b₁) · W₂ + b₂` into a new standard-layout matrix, a task's rows of the
-/// intermediate activation at a time ([`feed_forward`](self::feed_forward)): the same bits as
+/// `gelu(x · W₁ + b₁) · W₂ + b₂` into a new standard-layout matrix, each task's rows through
+/// both products a block of intermediate columns at a time, without the whole intermediate
+/// activation ([`feed_forward`](self::feed_forward)): the same bits as
 /// [`product`] with [`Then::Gelu`] followed by [`product`]. `None` where [`product`] would not
 /// run the first product (no AVX-512, too small).
 ///
@@ -108,8 +109,8 @@ pub(crate) struct Dense<'a, 'v> {
 /// - x: `[m, d_model]`, up: `[d_model, d_ff]`, down: `[d_ff, d_out]`; output `[m, d_out]`
 pub(crate) fn feed_forward(
     x: &ArrayView2<'_, f32>,
-    up: &Dense<'_, '_>,
-    down: &Dense<'_, '_>,
+    up: &Dense<'_>,
+    down: &Dense<'_>,
 ) -> Option<Array2<f32>> {
     let ((m, k), d_ff) = (x.dim(), up.weight.ncols());
     debug_assert_eq!((up.weight.nrows(), down.weight.nrows()), (k, d_ff));

@@ -16,7 +16,7 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 use pulp::x86::V4;
-use pulp::{Simd, WithSimd};
+use pulp::{f32x16, Simd, WithSimd};
 
 use super::KC;
 use crate::ndarray_ops::rows_kernel::{epilogue, kernel, load, LANES};
@@ -103,7 +103,7 @@ impl WithSimd for RowsOfB<'_, '_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, _: S) {
         let RowsOfB { simd, a, k, b, c } = self;
-        let (m, n) = c.dim();
+        let n = c.ncols();
         for (group, a) in a.chunks_exact(4 * k).enumerate() {
             let i0 = 4 * group;
             let mut j = 0;
@@ -124,23 +124,33 @@ impl WithSimd for RowsOfB<'_, '_> {
                                 load(&x[3 * LANES..]),
                             ]
                         });
-                        for (r, acc) in acc.iter().enumerate().take(m - i0) {
-                            let mut row = c.row_mut(i0 + r);
-                            let out = &mut row.as_slice_mut().expect("contiguous rows of C")[j..];
-                            epilogue(simd, first == 0, acc, out);
-                        }
+                        store_rows(simd, c, i0, j, first == 0, &acc);
                     } else {
                         let acc = kernel(simd, &rows, depth, |p| [load(at(p))]);
-                        for (r, acc) in acc.iter().enumerate().take(m - i0) {
-                            let mut row = c.row_mut(i0 + r);
-                            let out = &mut row.as_slice_mut().expect("contiguous rows of C")[j..];
-                            epilogue(simd, first == 0, acc, out);
-                        }
+                        store_rows(simd, c, i0, j, first == 0, &acc);
                     }
                 }
                 j += if wide { 4 * LANES } else { LANES };
             }
         }
+    }
+}
+
+/// The four rows of a [`RowsOfB`] tile into C's rows `i0 ..` (those that exist) from column
+/// `j`: stored by the first block of the sum, added by later ones.
+#[inline(always)]
+fn store_rows<const NV: usize>(
+    simd: V4,
+    c: &mut ArrayViewMut2<'_, f32>,
+    i0: usize,
+    j: usize,
+    first: bool,
+    acc: &[[f32x16; NV]; 4],
+) {
+    for (r, acc) in acc.iter().enumerate().take(c.nrows() - i0) {
+        let mut row = c.row_mut(i0 + r);
+        let out = &mut row.as_slice_mut().expect("contiguous rows of C")[j..];
+        epilogue(simd, first, acc, out);
     }
 }
 
