@@ -1,7 +1,8 @@
 //! The dense local attention as the model runs it (sequences too short for the band to pay
 //! off): [`reference::local_attention_dense`]'s products, its masking and softmax fused into one
-//! op on NdArray f32 (`ndarray_ops::masked_softmax`, the same bits, forward and backward);
-//! elsewhere the reference itself.
+//! op on NdArray f32 (`ndarray_ops::masked_softmax`, the same bits, forward and backward), and
+//! for inference on NdArray f32 with AVX-512 all three in one pass per batch-and-head pair
+//! (`ndarray_ops::dense_attention`, the same bits); elsewhere the reference itself.
 
 use burn::nn::Dropout;
 use burn::tensor::{backend::Backend, Tensor};
@@ -24,6 +25,18 @@ pub(crate) fn local_attention_dense<B: Backend>(
     one_sided_window: usize,
     dropout: &Dropout,
 ) -> Tensor<B, 4> {
+    // Inference on NdArray f32: the three steps below in one pass per block of queries.
+    #[cfg(all(feature = "ndarray", target_arch = "x86_64"))]
+    let (query, key, value) = match crate::ndarray_ops::dense_attention::attention(
+        query,
+        key,
+        value,
+        masks,
+        one_sided_window,
+    ) {
+        Ok(context) => return context,
+        Err(operands) => operands,
+    };
     let scores = matmul(query, key.swap_dims(2, 3));
     #[cfg(feature = "ndarray")]
     let probs =

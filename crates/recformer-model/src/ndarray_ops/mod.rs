@@ -33,6 +33,8 @@
 pub(crate) mod adamw;
 pub(crate) mod add_layer_norm;
 pub(crate) mod band;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod dense_attention;
 pub(crate) mod dropout;
 pub(crate) mod embedding_sum;
 pub(crate) mod erf;
@@ -191,15 +193,13 @@ fn gemm<E: Float>(a: ArrayView2<'_, E>, b: ArrayView2<'_, E>) -> Array2<E> {
 
 /// Matrix `index` (row-major over the leading dimensions) of a `[..., rows, cols]` view.
 fn matrix<'a, E: Float>(view: &ArrayViewD<'a, E>, mut index: usize) -> ArrayView2<'a, E> {
-    let lead = &view.shape()[..view.ndim() - 2];
-    let mut coords = vec![0; lead.len()];
-    for (coord, &len) in coords.iter_mut().zip(lead).rev() {
-        *coord = index % len;
-        index /= len;
-    }
+    // Row-major over the leading axes, without allocating (this runs per matrix of a batch).
+    let mut left: usize = view.shape()[..view.ndim() - 2].iter().product();
     let mut matrix = view.clone();
-    for coord in coords {
-        matrix = matrix.index_axis_move(Axis(0), coord);
+    while matrix.ndim() > 2 {
+        left /= matrix.shape()[0];
+        matrix = matrix.index_axis_move(Axis(0), index / left);
+        index %= left;
     }
     matrix
         .into_dimensionality::<Ix2>()
@@ -412,6 +412,46 @@ pub(crate) mod tests {
             )));
         }
         layer
+    }
+
+    /// A tensor of N(0, 1) values.
+    pub(crate) fn random<B: burn::tensor::backend::Backend, const D: usize>(
+        shape: [usize; D],
+    ) -> burn::tensor::Tensor<B, D> {
+        let normal = burn::tensor::Distribution::Normal(0.0, 1.0);
+        burn::tensor::Tensor::random(shape, normal, &Default::default())
+    }
+
+    /// `[b, heads, l, d]` laid out as the attention's split heads: a `[b, l, heads, d]` tensor
+    /// with its middle axes swapped (rows contiguous, heads strided).
+    pub(crate) fn heads<B: burn::tensor::backend::Backend>(
+        b: usize,
+        h: usize,
+        l: usize,
+        d: usize,
+    ) -> burn::tensor::Tensor<B, 4> {
+        random::<B, 4>([b, l, h, d]).swap_dims(1, 2)
+    }
+
+    /// Attention masks for `padding.len()` rows of `l` tokens: row `i` has `padding[i]` padding
+    /// tokens at its end, and the tokens `global[i]` are global.
+    pub(crate) fn masks<B: burn::tensor::backend::Backend>(
+        l: usize,
+        padding: &[usize],
+        global: &[Vec<usize>],
+    ) -> crate::attention::AttentionMasks<B> {
+        use burn::tensor::{Int, Tensor};
+        let b = padding.len();
+        let ints = |v: Vec<i64>| {
+            Tensor::<B, 2, Int>::from_data(TensorData::new(v, [b, l]), &Default::default())
+        };
+        let attention = (0..b * l)
+            .map(|i| i64::from(i % l < l - padding[i / l]))
+            .collect();
+        let global = (0..b * l)
+            .map(|i| i64::from(global[i / l].contains(&(i % l))))
+            .collect();
+        crate::attention::AttentionMasks::new(ints(attention), ints(global))
     }
 
     /// The f32 values' bit patterns (to compare with `==`, NaN and signed zeros included).

@@ -1,11 +1,15 @@
 //! A micro-kernel over a few rows read in place, with matrixmultiply's sum, and its loads and
-//! stores: for the small products that do not pay for packing both operands (the band's
-//! one-pass attention, [`super::sgemm`]'s products with fewer than 16 rows).
+//! stores: for the small products that do not pay for packing both operands (the one-pass
+//! attentions of [`super::band`] and [`super::dense_attention`], [`super::sgemm`]'s products
+//! with fewer than 16 rows), and the packing of their keys.
 //!
 //! x86-64 only (AVX-512 through pulp's `V4`): the callers check for it.
 
+use ndarray::{ArrayView2, Axis};
 use pulp::f32x16;
 use pulp::x86::V4;
+
+use super::sgemm::pack_rows;
 
 /// Lanes of a vector.
 pub(crate) const LANES: usize = 16;
@@ -73,4 +77,24 @@ pub(crate) fn epilogue<const NV: usize>(
     } else {
         add_into(simd, acc, out);
     }
+}
+
+/// The keys as panels of 16: `out[c][p][t]` is key `16c + t`'s element `p`.
+pub(crate) fn pack_keys(k: &ArrayView2<'_, f32>, out: &mut [f32]) {
+    let d = k.ncols();
+    for (keys, panel) in k
+        .axis_chunks_iter(Axis(0), LANES)
+        .zip(out.chunks_exact_mut(d * LANES))
+    {
+        pack_rows::<LANES>(keys, d, panel);
+    }
+}
+
+/// Row `t` of a matrix with contiguous rows.
+#[inline(always)]
+pub(crate) fn row<'a>(m: &ArrayView2<'a, f32>, t: usize) -> &'a [f32] {
+    let mut m = *m;
+    m.slice_axis_inplace(Axis(0), (t..t + 1).into());
+    m.to_slice()
+        .expect("contiguous rows (checked before the op runs)")
 }

@@ -12,7 +12,7 @@
 //! - every score and every context element is the chain of FMAs that matrixmultiply computes:
 //!   the sum in index order from zero, each part of the context (previous, same and next key
 //!   block, then the global column) added to the running sum with one rounding;
-//! - the rows go through the same masked softmax ([`BandRows`]);
+//! - the rows go through the same masked softmax ([`SoftmaxRows`]);
 //! - a strip of 8 query rows reaches only columns `r0 ..= r0 + 7 + 2w` of the block's `3w`
 //!   through the window (row `r` reaches `r ..= r + 2w`). The scores of 16-column groups
 //!   outside that range are not computed (the softmax replaces them by the mask value without
@@ -30,14 +30,13 @@ use std::cell::RefCell;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
 use burn_ndarray::NdArrayTensor;
-use ndarray::{ArrayView2, ArrayViewD, Axis};
+use ndarray::{ArrayView2, ArrayViewD};
 use pulp::x86::V4;
 use pulp::{Simd, WithSimd};
 
 use super::super::filled::filled;
-use super::super::masked_softmax::BandRows;
-use super::super::rows_kernel::{add_into, kernel, load, store, LANES};
-use super::super::sgemm::pack_rows;
+use super::super::masked_softmax::SoftmaxRows;
+use super::super::rows_kernel::{add_into, kernel, load, pack_keys, row, store, LANES};
 use super::super::{matrix, primitive, tensor, Float, Kind};
 use super::kernels::{dims4, Band};
 use crate::attention::AttentionMasks;
@@ -93,7 +92,7 @@ pub(crate) fn attention<B: Backend>(
             f32::view(&v).expect("f32"),
         );
         if q.strides()[3] == 1 && v.strides()[3] == 1 {
-            let rules = BandRows::new(masks, h, w);
+            let rules = SoftmaxRows::band(masks, h, w);
             let band = Band {
                 w,
                 global: masks.any_global,
@@ -108,7 +107,7 @@ pub(crate) fn attention<B: Backend>(
 }
 
 /// The output of every pair, one pair per parallel task.
-fn run(simd: V4, qkv: [&ArrayViewD<'_, f32>; 3], rules: &BandRows, band: Band) -> Vec<f32> {
+fn run(simd: V4, qkv: [&ArrayViewD<'_, f32>; 3], rules: &SoftmaxRows, band: Band) -> Vec<f32> {
     let (b, h, l, d) = dims4(qkv[0]);
     let (w, cols) = (band.w, band.cols());
     filled(b * h * l * d, (l * d).max(1), |i, out| {
@@ -143,7 +142,7 @@ thread_local! {
 struct Pair<'a, 'v> {
     simd: V4,
     qkv: [ArrayView2<'v, f32>; 3],
-    rules: &'a BandRows,
+    rules: &'a SoftmaxRows,
     band: Band,
     /// The pair's first element in the band's `[b, h, l / w, w, cols]` scores.
     first_score: usize,
@@ -191,17 +190,6 @@ impl WithSimd for Pair<'_, '_> {
             rules.softmax(first_score + blk * w * cols, scores, probs);
             block.context(&v, probs, &mut out[blk * w * d..(blk + 1) * w * d]);
         }
-    }
-}
-
-/// The keys as panels of 16: `out[c][p][t]` is key `16c + t`'s element `p`.
-fn pack_keys(k: &ArrayView2<'_, f32>, out: &mut [f32]) {
-    let d = k.ncols();
-    for (keys, panel) in k
-        .axis_chunks_iter(Axis(0), LANES)
-        .zip(out.chunks_exact_mut(d * LANES))
-    {
-        pack_rows::<LANES>(keys, d, panel);
     }
 }
 
@@ -343,15 +331,6 @@ impl Block {
             }
         }
     }
-}
-
-/// Row `t` of a matrix with contiguous rows.
-#[inline(always)]
-fn row<'a>(m: &ArrayView2<'a, f32>, t: usize) -> &'a [f32] {
-    let mut m = *m;
-    m.slice_axis_inplace(Axis(0), (t..t + 1).into());
-    m.to_slice()
-        .expect("contiguous rows (checked before the op runs)")
 }
 
 #[cfg(test)]

@@ -103,17 +103,18 @@ fn mask_flags<B: Backend>(masks: &AttentionMasks<B>) -> [Vec<bool>; 2] {
     ]
 }
 
-/// [`band_masked_softmax`]'s rows, a block at a time: for the band's local attention in one
-/// pass ([`super::band::attention`]), bit for bit the op's values.
-pub(crate) struct BandRows(Allowed);
+/// The masked softmax's rows, a block at a time, for the local attention in one pass
+/// ([`super::band::attention`] over the band's scores, [`super::dense_attention`] over the
+/// dense ones): bit for bit the ops' values.
+pub(crate) struct SoftmaxRows(Allowed);
 
-impl BandRows {
+impl SoftmaxRows {
     /// The rules of the band's `[batch, heads, l / w, w, 3w (+1 when any token is global)]`
-    /// scores under `masks`.
-    pub(crate) fn new<B: Backend>(masks: &AttentionMasks<B>, heads: usize, w: usize) -> Self {
+    /// scores under `masks` ([`band_masked_softmax`]).
+    pub(crate) fn band<B: Backend>(masks: &AttentionMasks<B>, heads: usize, w: usize) -> Self {
         let [_, l] = masks.is_index_masked.dims();
         let cols = 3 * w + usize::from(masks.any_global);
-        BandRows(Allowed::new(
+        SoftmaxRows(Allowed::new(
             Layout::Band,
             l,
             cols,
@@ -123,8 +124,21 @@ impl BandRows {
         ))
     }
 
+    /// The rules of the dense `[batch, heads, l, l]` scores under `masks` ([`masked_softmax`]).
+    pub(crate) fn dense<B: Backend>(masks: &AttentionMasks<B>, heads: usize, w: usize) -> Self {
+        let [_, l] = masks.is_index_masked.dims();
+        SoftmaxRows(Allowed::new(
+            Layout::Dense,
+            l,
+            l,
+            heads,
+            w,
+            mask_flags(masks),
+        ))
+    }
+
     /// The probabilities of the whole rows of `scores` that start at element `start` of the
-    /// band's scores, into `probs` (same length).
+    /// op's scores, into `probs` (same length).
     #[inline(always)]
     pub(crate) fn softmax(&self, start: usize, scores: &[f32], probs: &mut [f32]) {
         Rows(&self.0).apply(start, scores, probs);

@@ -1,46 +1,12 @@
 //! The one-pass local attention against the three ops it replaces, bit for bit.
 
-use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use burn::tensor::Tensor;
 
 use super::attention;
 use crate::attention::AttentionMasks;
 use crate::ndarray_ops::band::{context, scores};
 use crate::ndarray_ops::masked_softmax::band_masked_softmax;
-use crate::ndarray_ops::tests::{bits, Ad, Plain};
-
-fn random<B: burn::tensor::backend::Backend, const D: usize>(shape: [usize; D]) -> Tensor<B, D> {
-    Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
-}
-
-/// `[b, heads, l, d]` laid out as the attention's split heads: a `[b, l, heads, d]` tensor with
-/// its middle axes swapped (rows contiguous, heads strided).
-fn heads<B: burn::tensor::backend::Backend>(
-    b: usize,
-    h: usize,
-    l: usize,
-    d: usize,
-) -> Tensor<B, 4> {
-    random::<B, 4>([b, l, h, d]).swap_dims(1, 2)
-}
-
-/// Row `i` has `padding[i]` padding tokens at its end; token 0 is global in the rows `global`.
-fn masks<B: burn::tensor::backend::Backend>(
-    l: usize,
-    padding: &[usize],
-    global: &[bool],
-) -> AttentionMasks<B> {
-    let b = padding.len();
-    let ints = |v: Vec<i64>| {
-        Tensor::<B, 2, Int>::from_data(TensorData::new(v, [b, l]), &Default::default())
-    };
-    let attention = (0..b * l)
-        .map(|i| i64::from(i % l < l - padding[i / l]))
-        .collect();
-    let first = (0..b * l)
-        .map(|i| i64::from(i % l == 0 && global[i / l]))
-        .collect();
-    AttentionMasks::new(ints(attention), ints(first))
-}
+use crate::ndarray_ops::tests::{bits, heads, masks, random, Ad, Plain};
 
 /// Scores, masked softmax and context as three ops (the path the one-pass op replaces).
 fn three_ops(
@@ -139,6 +105,7 @@ fn one_pass_equals_the_three_ops_bit_for_bit() {
             heads(b, h, l, d),
             heads(b, h, l, d),
         );
+        let global = global.map(|g| if g { vec![0] } else { vec![] });
         let masks = masks::<Plain>(l, &padding, &global);
         let one = attention(q.clone(), k.clone(), v.clone(), &masks, w)
             .unwrap_or_else(|_| panic!("w {w}, d {d}: the one-pass op runs"));
@@ -157,7 +124,7 @@ fn one_pass_equals_the_three_ops_bit_for_bit() {
 
 #[test]
 fn other_shapes_and_backends_get_their_operands_back() {
-    let masks = masks::<Plain>(32, &[0], &[true]);
+    let masks = masks::<Plain>(32, &[0], &[vec![0]]);
     // Parts of 8 columns, heads of 8 dimensions: not whole vectors.
     let (q, k, v) = (
         heads::<Plain>(1, 2, 32, 16),
@@ -176,7 +143,7 @@ fn other_shapes_and_backends_get_their_operands_back() {
     let v = random::<Plain, 4>([1, 2, 16, 32]).swap_dims(2, 3);
     assert!(attention(q, k, v, &masks, 16).is_err());
     // Autodiff: the three ops keep what their backward needs.
-    let masks = self::masks::<Ad>(32, &[0], &[true]);
+    let masks = self::masks::<Ad>(32, &[0], &[vec![0]]);
     let (q, k, v) = (
         heads::<Ad>(1, 2, 32, 16),
         heads(1, 2, 32, 16),
