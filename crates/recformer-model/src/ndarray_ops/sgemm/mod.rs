@@ -22,7 +22,7 @@
 //! [`gemm`] answers `false` (and the caller runs matrixmultiply) without AVX-512, for f64, for
 //! small products, and when C's rows are not contiguous.
 
-use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 
 /// The depth of one block of the sum (matrixmultiply's `S_KC`): part of the arithmetic.
 const KC: usize = 256;
@@ -133,111 +133,10 @@ pub(crate) enum Then {
     Gelu,
 }
 
-/// `a`'s rows `rows` and columns `p0 .. p0 + kc` packed as micro-panels of [`MR`] rows:
-/// `out[panel][p][r]`, rows past the end zero.
-fn pack_a(
-    a: &ArrayView2<'_, f32>,
-    rows: core::ops::Range<usize>,
-    p0: usize,
-    kc: usize,
-    out: &mut [f32],
-) {
-    let mut block = a.view();
-    block.slice_axis_inplace(Axis(0), rows.into());
-    block.slice_axis_inplace(Axis(1), (p0..p0 + kc).into());
-    for (panel, out) in block
-        .axis_chunks_iter(Axis(0), MR)
-        .zip(out.chunks_exact_mut(MR * kc))
-    {
-        let h = panel.nrows();
-        if h < MR {
-            out.fill(0.0);
-        }
-        if panel.strides()[0] == 1 {
-            // Columns contiguous (a transposed operand): one column of the panel at a time.
-            for (p, column) in panel.axis_iter(Axis(1)).enumerate() {
-                let dst = &mut out[p * MR..p * MR + h];
-                match column.as_slice() {
-                    Some(src) => dst.copy_from_slice(src),
-                    None => dst.iter_mut().zip(column).for_each(|(d, s)| *d = *s),
-                }
-            }
-        } else {
-            pack_rows::<MR>(panel, kc, out);
-        }
-    }
-}
+mod pack;
 
-/// At most `R` rows of `kc` columns as `out[p][r]` (a micro-panel of `a`, or of `bᵀ`), read
-/// along the rows: 16 columns of every row at a time, transposed through a fixed-size tile
-/// (the compiler sees every bound).
-pub(crate) fn pack_rows<const R: usize>(panel: ArrayView2<'_, f32>, kc: usize, out: &mut [f32]) {
-    const Q: usize = 16;
-    // The rows as slices, without allocating (this runs for every micro-panel of every block).
-    let mut slices: [&[f32]; R] = [&[]; R];
-    let mut contiguous = true;
-    for (slot, row) in slices.iter_mut().zip(panel.axis_iter(Axis(0))) {
-        match row.to_slice() {
-            Some(row) => *slot = row,
-            None => contiguous = false,
-        }
-    }
-    if !contiguous {
-        for (r, row) in panel.axis_iter(Axis(0)).enumerate() {
-            for (p, &v) in row.iter().enumerate() {
-                out[p * R + r] = v;
-            }
-        }
-        return;
-    }
-    let slices = &slices[..panel.nrows()];
-    let whole = kc / Q * Q;
-    for (step, dst) in out[..whole * R].chunks_exact_mut(R * Q).enumerate() {
-        let mut tile = [[0.0_f32; Q]; R];
-        for (t, src) in tile.iter_mut().zip(slices) {
-            *t = src[step * Q..step * Q + Q].try_into().expect("Q columns");
-        }
-        for (q, dst) in dst.chunks_exact_mut(R).enumerate() {
-            let dst: &mut [f32; R] = dst.try_into().expect("R values");
-            for (d, t) in dst.iter_mut().zip(&tile) {
-                *d = t[q];
-            }
-        }
-    }
-    for p in whole..kc {
-        for (r, src) in slices.iter().enumerate() {
-            out[p * R + r] = src[p];
-        }
-    }
-}
-
-/// `b`'s rows `p0 .. p0 + kc` packed as micro-panels of [`NR`] columns: `out[panel][p][j]`,
-/// columns past the end zero.
-fn pack_b(b: &ArrayView2<'_, f32>, p0: usize, kc: usize, panel: usize, out: &mut [f32]) {
-    let j0 = panel * NR;
-    let mut cols = b.view();
-    cols.slice_axis_inplace(Axis(0), (p0..p0 + kc).into());
-    cols.slice_axis_inplace(Axis(1), (j0..(j0 + NR).min(b.ncols())).into());
-    let w = cols.ncols();
-    if w < NR {
-        out.fill(0.0);
-    }
-    if cols.strides()[1] == 1 {
-        for (row, dst) in cols.axis_iter(Axis(0)).zip(out.chunks_exact_mut(NR)) {
-            let row = row.as_slice().expect("unit column stride");
-            match (
-                <&mut [f32; NR]>::try_from(&mut *dst),
-                <&[f32; NR]>::try_from(row),
-            ) {
-                (Ok(dst), Ok(row)) => *dst = *row,
-                _ => dst[..w].copy_from_slice(row),
-            }
-        }
-    } else {
-        // Columns contiguous (a transposed weight): the panel's columns are rows of `bᵀ`.
-        pack_rows::<NR>(cols.t(), kc, out);
-    }
-}
+pub(crate) use pack::pack_rows;
+use pack::{pack_a, pack_b};
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;

@@ -170,3 +170,41 @@ fn thin_products_have_matrixmultiplys_bits() {
         }
     }
 }
+
+/// `pack_rows` writes every row's columns as `out[p][r]`, through whole 16 × 16 tiles and the
+/// tail, for panels of 14, 16 and 32 rows, full or not, read from a matrix whose rows are
+/// contiguous but not adjacent (a column block of a wider matrix).
+#[test]
+fn pack_rows_transposes_every_row_and_column() {
+    fn check<const R: usize>(h: usize, kc: usize) {
+        let wide = matrix(h, kc + 5, false, (R * 100 + h * 10 + kc) as u64);
+        let mut panel = wide.view();
+        panel.slice_axis_inplace(ndarray::Axis(1), (3..3 + kc).into());
+        let mut out = vec![f32::NAN; R * kc];
+        if h < R {
+            out.fill(0.0);
+        }
+        pack_rows::<R>(panel, kc, &mut out);
+        for p in 0..kc {
+            for r in 0..R {
+                let want = if r < h { panel[[r, p]] } else { 0.0 };
+                assert_eq!(
+                    out[p * R + r].to_bits(),
+                    want.to_bits(),
+                    "R {R}, {h} rows, {kc} columns: row {r}, column {p}"
+                );
+            }
+        }
+    }
+    for kc in [1, 15, 16, 37, 64, 256] {
+        for h in [1, 7, 13, 14] {
+            check::<14>(h, kc);
+        }
+        for h in [5, 16] {
+            check::<16>(h, kc);
+        }
+        for h in [3, 17, 32] {
+            check::<32>(h, kc);
+        }
+    }
+}
