@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::{pack_a, pack_b, Then, KC, MC, MR, NR};
 use crate::ndarray_ops::filled::filled;
-use crate::ndarray_ops::gelu::gelu_value;
+use crate::ndarray_ops::gelu::gelu_lanes;
 use crate::ndarray_ops::prefetch::prefetch;
 
 /// [`super::gemm`] on a CPU with AVX-512.
@@ -262,10 +262,7 @@ impl WithSimd for Tile<'_, '_> {
                     let mut row = c.row_mut(i0 + r);
                     let row = row.as_slice_mut().expect("unit column stride");
                     let row = &mut row[j0..j0 + w];
-                    epilogue(simd, *acc, row, block.first, bias);
-                    if block.gelu {
-                        row.iter_mut().for_each(|x| *x = gelu_value(*x));
-                    }
+                    epilogue(simd, *acc, row, block, bias);
                 }
             }
         }
@@ -296,9 +293,10 @@ fn load(x: &[f32]) -> f32x16 {
     pulp::bytemuck::cast(x)
 }
 
-/// One row of a tile: `row = acc` (first block) or `acc + row`, then `+ bias`.
+/// One row of a tile: `row = acc` (first block) or `acc + row`, then `+ bias`, then the GELU
+/// (on the last block, when the block says so) on all 16 lanes of each vector.
 #[inline(always)]
-fn epilogue(simd: V4, acc: [f32x16; 2], row: &mut [f32], first: bool, bias: Option<&[f32]>) {
+fn epilogue(simd: V4, acc: [f32x16; 2], row: &mut [f32], block: &Block<'_>, bias: Option<&[f32]>) {
     let w = row.len();
     let mut full = [0.0_f32; NR];
     let out: &mut [f32; NR] = match row.try_into() {
@@ -309,7 +307,7 @@ fn epilogue(simd: V4, acc: [f32x16; 2], row: &mut [f32], first: bool, bias: Opti
         }
     };
     let mut v = acc;
-    if !first {
+    if !block.first {
         let old: [f32x16; 2] = pulp::bytemuck::cast(*out);
         v = [simd.add_f32x16(v[0], old[0]), simd.add_f32x16(v[1], old[1])];
     }
@@ -320,6 +318,9 @@ fn epilogue(simd: V4, acc: [f32x16; 2], row: &mut [f32], first: bool, bias: Opti
             simd.add_f32x16(v[0], bias[0]),
             simd.add_f32x16(v[1], bias[1]),
         ];
+    }
+    if block.gelu {
+        v = [gelu_lanes(simd, v[0]), gelu_lanes(simd, v[1])];
     }
     *out = pulp::bytemuck::cast(v);
     if w < NR {
