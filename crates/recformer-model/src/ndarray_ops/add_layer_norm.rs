@@ -12,7 +12,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
 use burn_ndarray::NdArrayTensor;
 
-use super::layer_norm::{moments, normalised, vector, Norm, Rows};
+use super::layer_norm::{moments, moments_of, normalised, vector, Norm, Rows, GROUP};
 use super::{primitive, tensor, zip_map_f32, Kind, ZipMap};
 
 /// `LayerNorm(x + residual)` with scale `gamma`, shift `beta` and `epsilon` over the last
@@ -62,20 +62,38 @@ struct AddRows<'a>(Rows<'a>);
 impl ZipMap for AddRows<'_> {
     #[inline(always)]
     fn apply(&self, a: &[f32], b: &[f32], out: &mut [f32]) {
-        let Rows { norm, gamma, beta } = &self.0;
-        let d = gamma.len();
-        let rows = out
-            .chunks_exact_mut(d)
-            .zip(a.chunks_exact(d).zip(b.chunks_exact(d)));
-        for (y, (a, b)) in rows {
-            for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
+        let rows = &self.0;
+        let d = rows.gamma.len();
+        // A group of rows at a time (in L1): the sums, their moments together, then each
+        // row normalised.
+        let groups = out
+            .chunks_mut(GROUP * d)
+            .zip(a.chunks(GROUP * d).zip(b.chunks(GROUP * d)));
+        for (y, (a, b)) in groups {
+            for ((y, a), b) in y.iter_mut().zip(a).zip(b) {
                 *y = a + b;
             }
-            let moments = moments(y, norm.epsilon);
-            for ((y, &g), &b) in y.iter_mut().zip(*gamma).zip(*beta) {
-                *y = normalised(*y, moments, g, b);
+            if y.len() == GROUP * d {
+                let sums: [&[f32]; GROUP] = core::array::from_fn(|r| &y[r * d..(r + 1) * d]);
+                let moments = moments_of(sums, rows.norm.epsilon);
+                for (y, moments) in y.chunks_exact_mut(d).zip(moments) {
+                    normalise_in_place(rows, y, moments);
+                }
+            } else {
+                for y in y.chunks_exact_mut(d) {
+                    let moments = moments(y, rows.norm.epsilon);
+                    normalise_in_place(rows, y, moments);
+                }
             }
         }
+    }
+}
+
+/// A row of sums normalised in place with its moments.
+#[inline(always)]
+fn normalise_in_place(rows: &Rows<'_>, y: &mut [f32], moments: (f32, f32)) {
+    for ((y, &g), &b) in y.iter_mut().zip(rows.gamma).zip(rows.beta) {
+        *y = normalised(*y, moments, g, b);
     }
 }
 

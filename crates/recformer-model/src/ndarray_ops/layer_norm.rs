@@ -88,6 +88,43 @@ pub(super) fn moments(row: &[f32], epsilon: f32) -> (f32, f32) {
     (mean, (var + epsilon).sqrt())
 }
 
+/// Rows moved through [`moments_of`] together.
+pub(super) const GROUP: usize = 4;
+
+/// [`moments`] of [`GROUP`] rows of equal length at once: each row's sums in its own order
+/// (the same bits), the rows' chains of additions interleaved. One row's sum is a chain of
+/// dependent additions (48 for 384 floats, 8 lanes wide), bound by the adder's latency; four
+/// independent chains keep the adder busy (docs/performance.md).
+#[inline(always)]
+pub(super) fn moments_of(rows: [&[f32]; GROUP], epsilon: f32) -> [(f32, f32); GROUP] {
+    let n = rows[0].len();
+    let rows: [&[f32]; GROUP] = core::array::from_fn(|r| &rows[r][..n]);
+    let means = lane_sums(n, |r, i| rows[r][i]).map(|s| s / n as f32);
+    let vars = lane_sums(n, |r, i| (rows[r][i] - means[r]) * (rows[r][i] - means[r]));
+    core::array::from_fn(|r| (means[r], (vars[r] / n as f32 + epsilon).sqrt()))
+}
+
+/// [`lane_sum`] of [`GROUP`] rows at once: `f(r, i)` is row `r`'s element `i`.
+#[inline(always)]
+fn lane_sums(n: usize, f: impl Fn(usize, usize) -> f32) -> [f32; GROUP] {
+    let mut lanes = [[0.0_f32; 8]; GROUP];
+    let full = n / 8 * 8;
+    for i in (0..full).step_by(8) {
+        for (r, lanes) in lanes.iter_mut().enumerate() {
+            for (j, lane) in lanes.iter_mut().enumerate() {
+                *lane += f(r, i + j);
+            }
+        }
+    }
+    let mut sums = [0.0_f32; GROUP];
+    for (r, (sum, lanes)) in sums.iter_mut().zip(lanes).enumerate() {
+        let tail: f32 = (full..n).map(|i| f(r, i)).sum();
+        let [a, b, c, d, e, g, h, k] = lanes;
+        *sum = ((a + b) + (c + d)) + ((e + g) + (h + k)) + tail;
+    }
+    sums
+}
+
 /// A vector's f32 elements.
 pub(super) fn vector(t: &NdArrayTensor) -> Vec<f32> {
     elements(t).iter().copied().collect()
@@ -179,15 +216,36 @@ pub(super) fn normalised(x: f32, (mean, denom): (f32, f32), gamma: f32, beta: f3
     ((x - mean) / denom) * gamma + beta
 }
 
+impl Rows<'_> {
+    /// One row normalised with its moments, into `y`.
+    #[inline(always)]
+    pub(super) fn normalise(&self, x: &[f32], moments: (f32, f32), y: &mut [f32]) {
+        for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(self.gamma).zip(self.beta) {
+            *y = normalised(x, moments, g, b);
+        }
+    }
+}
+
 impl Map for Rows<'_> {
     #[inline(always)]
     fn apply(&self, _start: usize, input: &[f32], out: &mut [f32]) {
         let d = self.gamma.len();
-        for (y, x) in out.chunks_exact_mut(d).zip(input.chunks_exact(d)) {
-            let moments = moments(x, self.norm.epsilon);
-            for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(self.gamma).zip(self.beta) {
-                *y = normalised(x, moments, g, b);
+        let groups = out
+            .chunks_exact_mut(GROUP * d)
+            .zip(input.chunks_exact(GROUP * d));
+        let whole = groups.len() * GROUP * d;
+        for (y, x) in groups {
+            let rows: [&[f32]; GROUP] = core::array::from_fn(|r| &x[r * d..(r + 1) * d]);
+            let moments = moments_of(rows, self.norm.epsilon);
+            for ((y, x), moments) in y.chunks_exact_mut(d).zip(rows).zip(moments) {
+                self.normalise(x, moments, y);
             }
+        }
+        for (y, x) in out[whole..]
+            .chunks_exact_mut(d)
+            .zip(input[whole..].chunks_exact(d))
+        {
+            self.normalise(x, moments(x, self.norm.epsilon), y);
         }
     }
 }
@@ -297,6 +355,27 @@ mod tests {
     use super::{layer_norm, BackwardBlock, Norm, Rows};
     use crate::ndarray_ops::simd::tests::{on, same_bits_on_every_width};
     use crate::ndarray_ops::tests::{map_on, Ad, Plain};
+
+    /// Four rows' moments together are each row's own, bit for bit (lengths with and without
+    /// a tail past the 8 lanes, rows far from zero mean).
+    #[test]
+    fn moments_of_a_group_are_each_rows_moments() {
+        for d in [1, 8, 37, 384] {
+            let values: Vec<f32> = (0..super::GROUP * d)
+                .map(|i| ((i * 7919) % 1000) as f32 * 0.013 - 3.0 + (i / d) as f32 * 100.0)
+                .collect();
+            let rows: [&[f32]; super::GROUP] =
+                core::array::from_fn(|r| &values[r * d..(r + 1) * d]);
+            for (row, got) in rows.iter().zip(super::moments_of(rows, 1e-5)) {
+                let want = super::moments(row, 1e-5);
+                assert_eq!(
+                    (got.0.to_bits(), got.1.to_bits()),
+                    (want.0.to_bits(), want.1.to_bits()),
+                    "d {d}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn the_same_bits_on_every_instruction_set() {
