@@ -20,19 +20,16 @@
 //! So the output is the three ops' output bit for bit (the tests compare them). Inference only:
 //! no autodiff, hence no dropout. Anything else gets its operands back.
 
-use std::cell::RefCell;
-
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Tensor};
-use burn_ndarray::NdArrayTensor;
+use burn::tensor::Tensor;
 use ndarray::{ArrayView2, ArrayViewD};
 use pulp::x86::V4;
 use pulp::{Simd, WithSimd};
 
-use super::filled::filled;
 use super::masked_softmax::SoftmaxRows;
+use super::matrix;
+use super::one_pass::{self, per_pair, Operands};
 use super::rows_kernel::{epilogue, kernel, load, pack_keys, row, store, LANES};
-use super::{matrix, primitive, tensor, Float, Kind};
 use crate::attention::AttentionMasks;
 
 /// Query (or probability) rows per micro-kernel call.
@@ -43,9 +40,6 @@ const QB: usize = 32;
 /// matrixmultiply's depth of one block of the sum (`S_KC`): each score (depth `head_dim`) must
 /// be one block, and the context's sum over the keys runs in blocks of this many.
 const KC: usize = 256;
-
-/// The query, key and value tensors, handed back.
-pub(crate) type Operands<B> = (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>);
 
 /// `crate::attention::reference::local_attention_dense` without dropout: the dense scores,
 /// their masked softmax under `masks` (one-sided window `w`) and the context, in one op. It
@@ -71,62 +65,28 @@ pub(crate) fn attention<B: Backend>(
         && l > 0
         && l.is_multiple_of(LANES)
         && (1..=KC).contains(&d)
-        && d.is_multiple_of(LANES)
-        && [&query, &key, &value]
-            .iter()
-            .all(|t| t.dtype() == DType::F32)
-        && Kind::of::<B>() == Some(Kind::Plain(DType::F32));
-    if let (true, Some(simd)) = (fits, V4::try_new()) {
-        let (q, k, v): (NdArrayTensor, NdArrayTensor, NdArrayTensor) = (
-            primitive(query.clone()),
-            primitive(key.clone()),
-            primitive(value.clone()),
-        );
-        let (q, k, v) = (
-            f32::view(&q).expect("f32"),
-            f32::view(&k).expect("f32"),
-            f32::view(&v).expect("f32"),
-        );
-        if q.strides()[3] == 1 && v.strides()[3] == 1 {
-            let rules = SoftmaxRows::dense(masks, h, w);
-            let out = run(simd, [&q, &k, &v], &rules);
-            let array = ndarray::ArcArray::from_shape_vec(ndarray::IxDyn(&[b, h, l, d]), out)
-                .expect("the shape's element count");
-            return Ok(tensor::<B, 4, _>(f32::wrap(array)));
-        }
-    }
-    Err((query, key, value))
+        && d.is_multiple_of(LANES);
+    one_pass::attention(query, key, value, fits, |simd, qkv| {
+        run(simd, qkv, &SoftmaxRows::dense(masks, h, w))
+    })
 }
 
 /// The output of every pair, one pair per parallel task.
 fn run(simd: V4, qkv: [&ArrayViewD<'_, f32>; 3], rules: &SoftmaxRows) -> Vec<f32> {
-    let s = qkv[0].shape();
-    let (b, h, l, d) = (s[0], s[1], s[2], s[3]);
-    filled(b * h * l * d, l * d, |i, out| {
-        SCRATCH.with(|cell| {
-            let mut scratch = cell.borrow_mut();
-            let len = l * d + 2 * QB * l;
-            if scratch.len() < len {
-                scratch.resize(len, 0.0);
-            }
-            Simd::vectorize(
+    let (l, d) = (qkv[0].shape()[2], qkv[0].shape()[3]);
+    per_pair(qkv[0], l * d + 2 * QB * l, |i, scratch, out| {
+        Simd::vectorize(
+            simd,
+            Pair {
                 simd,
-                Pair {
-                    simd,
-                    qkv: qkv.map(|x| matrix(x, i)),
-                    rules,
-                    first_score: i * l * l,
-                    scratch: &mut scratch[..len],
-                    out,
-                },
-            );
-        });
+                qkv: qkv.map(|x| matrix(x, i)),
+                rules,
+                first_score: i * l * l,
+                scratch,
+                out,
+            },
+        );
     })
-}
-
-thread_local! {
-    /// A task's packed keys, scores and probabilities.
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// One batch-and-head pair: its `[l, d]` queries, keys and values, and its output rows.

@@ -46,6 +46,8 @@ pub(crate) mod linear;
 pub(crate) mod linear_gelu;
 pub(crate) mod masked_softmax;
 pub(crate) mod matmul;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod one_pass;
 pub(crate) mod prefetch;
 pub(crate) mod reshape;
 #[cfg(target_arch = "x86_64")]
@@ -468,6 +470,18 @@ pub(crate) mod tests {
             .map(|i| i64::from(global[i / l].contains(&(i % l))))
             .collect();
         crate::attention::AttentionMasks::new(ints(attention), ints(global))
+    }
+
+    /// Asserts that two tensors hold the same f32 bits, and that `want` is not all zeros.
+    pub(crate) fn same_bits<B: burn::tensor::backend::Backend, const D: usize>(
+        got: burn::tensor::Tensor<B, D>,
+        want: burn::tensor::Tensor<B, D>,
+        case: &str,
+    ) {
+        let (got, want) = (bits(got.into_data()), bits(want.into_data()));
+        assert!(want.iter().any(|&x| x != 0), "{case}: all zeros");
+        let differing = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+        assert_eq!(differing, 0, "{case}: {differing} of {} differ", got.len());
     }
 
     /// The f32 values' bit patterns (to compare with `==`, NaN and signed zeros included).

@@ -25,19 +25,16 @@
 //! So the output is the three ops' output bit for bit for finite inputs (the tests compare
 //! them). Inference only: no autodiff, hence no dropout. Anything else gets its operands back.
 
-use std::cell::RefCell;
-
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Tensor};
-use burn_ndarray::NdArrayTensor;
+use burn::tensor::Tensor;
 use ndarray::{ArrayView2, ArrayViewD};
 use pulp::x86::V4;
 use pulp::{Simd, WithSimd};
 
-use super::super::filled::filled;
 use super::super::masked_softmax::SoftmaxRows;
+use super::super::matrix;
+use super::super::one_pass::{self, per_pair, Operands};
 use super::super::rows_kernel::{add_into, kernel, load, pack_keys, row, store, LANES};
-use super::super::{matrix, primitive, tensor, Float, Kind};
 use super::kernels::{dims4, Band};
 use crate::attention::AttentionMasks;
 
@@ -46,9 +43,6 @@ const R: usize = 8;
 /// matrixmultiply's depth of one block of the sum (`S_KC`): each score (depth `head_dim`) and
 /// each part of the context (depth `w`) must be one block for the sums to match its own.
 const KC: usize = 256;
-
-/// The query, key and value tensors, handed back.
-pub(crate) type Operands<B> = (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>);
 
 /// `crate::attention::sliding::local_attention_sliding` without dropout: the band's scores,
 /// their masked softmax under `masks` and the context, in one op. It runs on NdArray f32
@@ -75,67 +69,35 @@ pub(crate) fn attention<B: Backend>(
         && w.is_multiple_of(LANES)
         && (1..=KC).contains(&d)
         && d.is_multiple_of(LANES)
-        && l.is_multiple_of(w)
-        && [&query, &key, &value]
-            .iter()
-            .all(|t| t.dtype() == DType::F32)
-        && Kind::of::<B>() == Some(Kind::Plain(DType::F32));
-    if let (true, Some(simd)) = (fits, V4::try_new()) {
-        let (q, k, v): (NdArrayTensor, NdArrayTensor, NdArrayTensor) = (
-            primitive(query.clone()),
-            primitive(key.clone()),
-            primitive(value.clone()),
-        );
-        let (q, k, v) = (
-            f32::view(&q).expect("f32"),
-            f32::view(&k).expect("f32"),
-            f32::view(&v).expect("f32"),
-        );
-        if q.strides()[3] == 1 && v.strides()[3] == 1 {
-            let rules = SoftmaxRows::band(masks, h, w);
-            let band = Band {
-                w,
-                global: masks.any_global,
-            };
-            let out = run(simd, [&q, &k, &v], &rules, band);
-            let array = ndarray::ArcArray::from_shape_vec(ndarray::IxDyn(&[b, h, l, d]), out)
-                .expect("the shape's element count");
-            return Ok(tensor::<B, 4, _>(f32::wrap(array)));
-        }
-    }
-    Err((query, key, value))
+        && l.is_multiple_of(w);
+    one_pass::attention(query, key, value, fits, |simd, qkv| {
+        let rules = SoftmaxRows::band(masks, h, w);
+        let band = Band {
+            w,
+            global: masks.any_global,
+        };
+        run(simd, qkv, &rules, band)
+    })
 }
 
 /// The output of every pair, one pair per parallel task.
 fn run(simd: V4, qkv: [&ArrayViewD<'_, f32>; 3], rules: &SoftmaxRows, band: Band) -> Vec<f32> {
-    let (b, h, l, d) = dims4(qkv[0]);
-    let (w, cols) = (band.w, band.cols());
-    filled(b * h * l * d, (l * d).max(1), |i, out| {
-        SCRATCH.with(|cell| {
-            let mut scratch = cell.borrow_mut();
-            let len = l * d + 2 * w * cols;
-            if scratch.len() < len {
-                scratch.resize(len, 0.0);
-            }
-            Simd::vectorize(
+    let (_, _, l, d) = dims4(qkv[0]);
+    let cols = band.cols();
+    per_pair(qkv[0], l * d + 2 * band.w * cols, |i, scratch, out| {
+        Simd::vectorize(
+            simd,
+            Pair {
                 simd,
-                Pair {
-                    simd,
-                    qkv: qkv.map(|x| matrix(x, i)),
-                    rules,
-                    band,
-                    first_score: i * l * cols,
-                    scratch: &mut scratch[..len],
-                    out,
-                },
-            );
-        });
+                qkv: qkv.map(|x| matrix(x, i)),
+                rules,
+                band,
+                first_score: i * l * cols,
+                scratch,
+                out,
+            },
+        );
     })
-}
-
-thread_local! {
-    /// A task's packed keys, scores and probabilities.
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// One batch-and-head pair: its `[l, d]` queries, keys and values, and its output rows.

@@ -4,7 +4,7 @@ use burn::nn::DropoutConfig;
 
 use super::attention;
 use crate::attention::reference::local_attention_dense;
-use crate::ndarray_ops::tests::{bits, heads, masks, random, Ad, Plain};
+use crate::ndarray_ops::tests::{heads, masks, random, same_bits, Ad, Plain};
 
 /// A shape and its masks: tokens, head size, one-sided window, padding tokens per row (two
 /// rows), global tokens per row.
@@ -82,15 +82,7 @@ fn one_pass_equals_the_dense_oracle_bit_for_bit() {
         let one = attention(q.clone(), k.clone(), v.clone(), &masks, w)
             .unwrap_or_else(|_| panic!("l {l}, d {d}: the one-pass op runs"));
         let oracle = local_attention_dense(q, k, v, &masks, w, &no_dropout);
-        let (one, oracle) = (bits(one.into_data()), bits(oracle.into_data()));
-        assert!(oracle.iter().any(|&x| x != 0), "l {l}, d {d}");
-        let differing = one.iter().zip(&oracle).filter(|(a, b)| a != b).count();
-        assert_eq!(
-            differing,
-            0,
-            "l {l}, d {d}, w {w}: {differing} of {} differ",
-            one.len()
-        );
+        same_bits(one, oracle, &format!("l {l}, d {d}, w {w}"));
     }
 }
 

@@ -6,7 +6,7 @@ use super::attention;
 use crate::attention::AttentionMasks;
 use crate::ndarray_ops::band::{context, scores};
 use crate::ndarray_ops::masked_softmax::band_masked_softmax;
-use crate::ndarray_ops::tests::{bits, heads, masks, random, Ad, Plain};
+use crate::ndarray_ops::tests::{heads, masks, random, same_bits, Ad, Plain};
 
 /// Scores, masked softmax and context as three ops (the path the one-pass op replaces).
 fn three_ops(
@@ -110,15 +110,7 @@ fn one_pass_equals_the_three_ops_bit_for_bit() {
         let one = attention(q.clone(), k.clone(), v.clone(), &masks, w)
             .unwrap_or_else(|_| panic!("w {w}, d {d}: the one-pass op runs"));
         let three = three_ops(q, k, v, &masks, w);
-        let (one, three) = (bits(one.into_data()), bits(three.into_data()));
-        assert!(three.iter().any(|&x| x != 0), "w {w}, d {d}");
-        let differing = one.iter().zip(&three).filter(|(a, b)| a != b).count();
-        assert_eq!(
-            differing,
-            0,
-            "w {w}, d {d}, blocks {nb}: {differing} of {} differ",
-            one.len()
-        );
+        same_bits(one, three, &format!("w {w}, d {d}, blocks {nb}"));
     }
 }
 
