@@ -13,25 +13,39 @@ use pulp::x86::V4;
 
 use super::filled::filled;
 use super::{primitive, tensor, Float, Kind};
+use crate::attention::AttentionMasks;
 
 /// The query, key and value tensors, handed back.
 pub(crate) type Operands<B> = (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>);
 
+/// The most dimensions per head (matrixmultiply's depth of one block of the sum, `S_KC`: each
+/// score must be one block).
+const MAX_HEAD_DIM: usize = 256;
+
 /// `run` on the f32 views of the query, key and value, its `[batch, heads, seq_len, head_dim]`
-/// output as a tensor, when `fits` (the op's own shape rules), the three are f32 on NdArray
-/// without autodiff, the CPU has AVX-512 and the query and value rows are contiguous. `Err`
-/// hands the operands back otherwise.
+/// output as a tensor, when `fits` (the op's own shape rules), the three have one shape whose
+/// `head_dim` is a multiple of 16 up to 256, `masks` are `[batch, seq_len]`, the three are f32
+/// on NdArray without autodiff, the CPU has AVX-512 and the query and value rows are
+/// contiguous. `Err` hands the operands back otherwise.
 ///
 /// # Shapes
 /// - query, key, value: `[batch, heads, seq_len, head_dim]`; `run`'s output as many floats
+/// - masks: `[batch, seq_len]`
 pub(crate) fn attention<B: Backend>(
     query: Tensor<B, 4>,
     key: Tensor<B, 4>,
     value: Tensor<B, 4>,
+    masks: &AttentionMasks<B>,
     fits: bool,
     run: impl FnOnce(V4, [&ArrayViewD<'_, f32>; 3]) -> Vec<f32>,
 ) -> Result<Tensor<B, 4>, Operands<B>> {
+    let [b, _, l, d] = query.dims();
     let fits = fits
+        && key.dims() == query.dims()
+        && value.dims() == query.dims()
+        && masks.is_index_masked.dims() == [b, l]
+        && (1..=MAX_HEAD_DIM).contains(&d)
+        && d.is_multiple_of(16)
         && [&query, &key, &value]
             .iter()
             .all(|t| t.dtype() == DType::F32)
