@@ -11,7 +11,7 @@ use pulp::{f32x16, Simd, WithSimd};
 use rayon::prelude::*;
 
 use super::{pack_a, pack_b, Then, KC, MC, MR, NR};
-use crate::ndarray_ops::filled::filled;
+use crate::ndarray_ops::filled::{written, RowWriter};
 use crate::ndarray_ops::gelu::gelu_lanes;
 use crate::ndarray_ops::prefetch::prefetch;
 
@@ -31,7 +31,7 @@ pub(super) fn gemm(
 }
 
 /// [`super::product`] on a CPU with AVX-512: the first block's tasks write rows of a new
-/// matrix ([`filled`]), the later blocks add to it.
+/// matrix ([`written`]: not zeroed first), the later blocks add to it.
 pub(super) fn product(
     simd: V4,
     a: &ArrayView2<'_, f32>,
@@ -44,10 +44,8 @@ pub(super) fn product(
     let product = Product::new(simd, a, b, bias.as_deref(), then);
     with_buffer(&PACKED_B, product.packed_b_len(), |packed_b| {
         let (block, packed) = product.pack(0, packed_b);
-        let data = filled(m * n, product.mc * n, |task, rows| {
-            let rows =
-                ArrayViewMut2::from_shape((rows.len() / n, n), rows).expect("whole rows of C");
-            product.task(&block, packed, task, rows);
+        let data = written(m, n, product.mc, |task, rows| {
+            product.task(&block, packed, task, Target::New(rows));
         });
         let mut c = Array2::from_shape_vec((m, n), data).expect("m · n elements");
         for p0 in (KC..k).step_by(KC) {
@@ -122,7 +120,7 @@ impl<'a, 'v> Product<'a, 'v> {
             // Every task its own job, as in `filled`.
             .with_max_len(1)
             .enumerate()
-            .for_each(|(task, rows)| self.task(&block, packed_b, task, rows));
+            .for_each(|(task, rows)| self.task(&block, packed_b, task, Target::Rows(rows)));
     }
 
     /// Block `p0 ..`'s epilogue settings and its packed right operand.
@@ -147,15 +145,9 @@ impl<'a, 'v> Product<'a, 'v> {
 
     /// Task `task` of a block: its rows of the left operand packed, then run against every
     /// packed panel into `rows` (its rows of C).
-    fn task(
-        &self,
-        block: &Block<'_>,
-        packed_b: &[f32],
-        task: usize,
-        mut rows: ArrayViewMut2<'_, f32>,
-    ) {
+    fn task(&self, block: &Block<'_>, packed_b: &[f32], task: usize, rows: Target<'_, '_>) {
         let i0 = task * self.mc;
-        let h = rows.nrows();
+        let h = rows.dim().0;
         with_buffer(&PACKED_A, h.div_ceil(MR) * MR * block.kc, |packed_a| {
             pack_a(self.a, i0..i0 + h, block.p0, block.kc, packed_a);
             Simd::vectorize(
@@ -165,7 +157,7 @@ impl<'a, 'v> Product<'a, 'v> {
                     block,
                     packed_a,
                     packed_b,
-                    c: &mut rows,
+                    c: rows,
                 },
             );
         });
@@ -215,16 +207,34 @@ pub(super) struct Block<'a> {
     pub(super) kc: usize,
 }
 
+/// Where a task's rows of C go.
+pub(super) enum Target<'a, 'w> {
+    /// Rows of an initialised matrix: the first block of the sum stores, later ones add.
+    Rows(ArrayViewMut2<'a, f32>),
+    /// Rows of a new matrix, each row written in order ([`written`]): the first block only.
+    New(&'a mut RowWriter<'w, f32>),
+}
+
+impl Target<'_, '_> {
+    /// `(rows, columns)`.
+    pub(super) fn dim(&self) -> (usize, usize) {
+        match self {
+            Target::Rows(c) => c.dim(),
+            Target::New(c) => (c.rows(), c.width()),
+        }
+    }
+}
+
 /// A task's rows of C against every panel of the packed right operand.
-pub(super) struct Tile<'a, 'c> {
+pub(super) struct Tile<'a, 'c, 'w> {
     pub(super) simd: V4,
     pub(super) block: &'a Block<'a>,
     pub(super) packed_a: &'a [f32],
     pub(super) packed_b: &'a [f32],
-    pub(super) c: &'a mut ArrayViewMut2<'c, f32>,
+    pub(super) c: Target<'c, 'w>,
 }
 
-impl WithSimd for Tile<'_, '_> {
+impl WithSimd for Tile<'_, '_, '_> {
     type Output = ();
 
     #[inline(always)]
@@ -235,9 +245,13 @@ impl WithSimd for Tile<'_, '_> {
             block,
             packed_a,
             packed_b,
-            c,
+            mut c,
         } = self;
         let (h, n) = c.dim();
+        assert!(
+            block.first || matches!(c, Target::Rows(_)),
+            "a later block of the sum adds to initialised rows"
+        );
         let kc = block.kc;
         for (panel, b) in packed_b.chunks_exact(NR * kc).enumerate() {
             let j0 = panel * NR;
@@ -246,7 +260,7 @@ impl WithSimd for Tile<'_, '_> {
                 let i0 = strip * MR;
                 // A later block adds to C rows stored long before (evicted when C is
                 // larger than the caches): fetch them while the kernel runs.
-                if !block.first {
+                if let (false, Target::Rows(c)) = (block.first, &c) {
                     for r in i0..h.min(i0 + MR) {
                         let row = c.row(r);
                         let row = row.as_slice().expect("unit column stride");
@@ -259,10 +273,21 @@ impl WithSimd for Tile<'_, '_> {
                 let acc = kernel(simd, a, b);
                 let bias = block.bias.map(|bias| &bias[j0..j0 + NR]);
                 for (r, acc) in acc.iter().enumerate().take(h.saturating_sub(i0)) {
-                    let mut row = c.row_mut(i0 + r);
-                    let row = row.as_slice_mut().expect("unit column stride");
-                    let row = &mut row[j0..j0 + w];
-                    epilogue(simd, *acc, row, block, bias);
+                    match &mut c {
+                        Target::Rows(c) => {
+                            let mut row = c.row_mut(i0 + r);
+                            let row = row.as_slice_mut().expect("unit column stride");
+                            epilogue(simd, *acc, &mut row[j0..j0 + w], block, bias);
+                        }
+                        Target::New(c) => {
+                            let v = finish(simd, *acc, None, block, bias);
+                            if w == NR {
+                                c.put(i0 + r, &v);
+                            } else {
+                                c.put(i0 + r, &v[..w]);
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -293,8 +318,8 @@ fn load(x: &[f32]) -> f32x16 {
     pulp::bytemuck::cast(x)
 }
 
-/// One row of a tile: `row = acc` (first block) or `acc + row`, then `+ bias`, then the GELU
-/// (on the last block, when the block says so) on all 16 lanes of each vector.
+/// One row of a tile in an initialised matrix: `row = acc` (first block) or `acc + row`, then
+/// [`finish`].
 #[inline(always)]
 fn epilogue(simd: V4, acc: [f32x16; 2], row: &mut [f32], block: &Block<'_>, bias: Option<&[f32]>) {
     let w = row.len();
@@ -306,9 +331,30 @@ fn epilogue(simd: V4, acc: [f32x16; 2], row: &mut [f32], block: &Block<'_>, bias
             &mut full
         }
     };
+    // No closure here: a closure's body is not compiled for AVX-512 (docs/performance.md).
+    let old = if block.first {
+        None
+    } else {
+        Some(pulp::bytemuck::cast(*out))
+    };
+    *out = finish(simd, acc, old, block, bias);
+    if w < NR {
+        row.copy_from_slice(&full[..w]);
+    }
+}
+
+/// One row of a tile's values: `acc` (+ `old`, C's values, on a later block), then `+ bias`,
+/// then the GELU (on the last block, when the block says so) on all 16 lanes of each vector.
+#[inline(always)]
+fn finish(
+    simd: V4,
+    acc: [f32x16; 2],
+    old: Option<[f32x16; 2]>,
+    block: &Block<'_>,
+    bias: Option<&[f32]>,
+) -> [f32; NR] {
     let mut v = acc;
-    if !block.first {
-        let old: [f32x16; 2] = pulp::bytemuck::cast(*out);
+    if let Some(old) = old {
         v = [simd.add_f32x16(v[0], old[0]), simd.add_f32x16(v[1], old[1])];
     }
     if let Some(bias) = bias {
@@ -322,8 +368,5 @@ fn epilogue(simd: V4, acc: [f32x16; 2], row: &mut [f32], block: &Block<'_>, bias
     if block.gelu {
         v = [gelu_lanes(simd, v[0]), gelu_lanes(simd, v[1])];
     }
-    *out = pulp::bytemuck::cast(v);
-    if w < NR {
-        row.copy_from_slice(&full[..w]);
-    }
+    pulp::bytemuck::cast(v)
 }

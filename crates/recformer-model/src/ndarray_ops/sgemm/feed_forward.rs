@@ -25,9 +25,9 @@ use pulp::x86::V4;
 use pulp::Simd;
 use rayon::prelude::*;
 
-use super::avx512::{padded, task_rows, with_buffer, Block, Tile, PACKED_A, PACKED_B};
+use super::avx512::{padded, task_rows, with_buffer, Block, Target, Tile, PACKED_A, PACKED_B};
 use super::{pack_a, pack_b, Dense, KC, MR, NR};
-use crate::ndarray_ops::filled::filled;
+use crate::ndarray_ops::filled::{written, RowWriter};
 
 /// A weight packed as [`pack_b`] packs it, every block of the sum one after the other.
 struct Packed<'a> {
@@ -73,10 +73,9 @@ pub(super) fn feed_forward(
         let (w1, w2) = packed.split_at_mut(up_len);
         let (w1, w2) = (pack(&up.weight, w1), pack(&down.weight, w2));
         let mc = task_rows(m);
-        let data = filled(m * n, mc * n, |task, out| {
-            let rows = out.len() / n;
+        let data = written(m, n, mc, |task, out| {
+            let rows = out.rows();
             let x = x.slice(s![task * mc..task * mc + rows, ..]);
-            let mut out = ArrayViewMut2::from_shape((rows, n), out).expect("whole rows");
             let task = Task {
                 simd,
                 rows,
@@ -94,7 +93,7 @@ pub(super) fn feed_forward(
                 }
                 with_buffer(&INTERMEDIATE, rows * KC.min(d_ff), |hidden| {
                     for c0 in (0..d_ff).step_by(KC) {
-                        task.columns(c0, packed_x, hidden, &mut out);
+                        task.columns(c0, packed_x, hidden, out);
                     }
                 });
             });
@@ -119,13 +118,13 @@ struct Task<'a> {
 impl Task<'_> {
     /// Intermediate columns `c0 .. c0 + KC` (the last block may be narrower): computed into
     /// `hidden` from the task's packed rows of x, then block `c0` of the down-projection's sum
-    /// into `out`.
+    /// into `out` (the first block writes its rows, the later ones add to them).
     fn columns(
         &self,
         c0: usize,
         packed_x: &[f32],
         hidden: &mut [f32],
-        out: &mut ArrayViewMut2<'_, f32>,
+        out: &mut RowWriter<'_, f32>,
     ) {
         let (rows, simd) = (self.rows, self.simd);
         let width = KC.min(self.w2.k - c0);
@@ -151,7 +150,7 @@ impl Task<'_> {
                     block: &block,
                     packed_a: &packed_x[p0 * padded_rows..(p0 + kc) * padded_rows],
                     packed_b: &packed_b[panels.start * NR * kc..panels.end * NR * kc],
-                    c: &mut hidden,
+                    c: Target::Rows(hidden.view_mut()),
                 },
             );
         }
@@ -166,6 +165,13 @@ impl Task<'_> {
         };
         with_buffer(&PACKED_A, padded_rows * kc, |packed_a| {
             pack_a(&hidden.view(), 0..rows, 0, kc, packed_a);
+            let n = out.width();
+            let c = if block.first {
+                Target::New(out)
+            } else {
+                let done = out.finished().expect("the first block wrote every row");
+                Target::Rows(ArrayViewMut2::from_shape((rows, n), done).expect("whole rows"))
+            };
             Simd::vectorize(
                 simd,
                 Tile {
@@ -173,7 +179,7 @@ impl Task<'_> {
                     block: &block,
                     packed_a,
                     packed_b,
-                    c: out,
+                    c,
                 },
             );
         });
