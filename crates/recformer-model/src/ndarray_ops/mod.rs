@@ -265,15 +265,44 @@ where
 
 /// A copy of `view` in standard layout, written by all of rayon's threads (ndarray's
 /// `as_standard_layout` copies on the calling thread: a head split's or merge's permuted view,
-/// about 2% of a MiniLM training step, docs/performance.md).
+/// about 2% of a MiniLM training step, docs/performance.md). With at least as many indices
+/// along the first axis as threads, each task copies whole indices of it lane by lane into
+/// rows of the new array that were not zeroed first ([`filled::written`]); otherwise the
+/// array is zeroed, then copied element by element.
 pub(crate) fn standard<E: Copy + Send + Sync + Default>(
     view: &ndarray::ArrayView<'_, E, IxDyn>,
 ) -> ndarray::Array<E, IxDyn> {
-    let mut out = zeros(view.raw_dim());
-    ndarray::Zip::from(&mut out)
-        .and(view)
-        .par_for_each(|o, &x| *o = x);
-    out
+    let shape = view.raw_dim();
+    let (outer, len) = (view.shape().first().copied().unwrap_or(1), view.len());
+    if view.ndim() < 2 || len == 0 || outer < rayon::current_num_threads() {
+        let mut out = zeros(shape);
+        ndarray::Zip::from(&mut out)
+            .and(view)
+            .par_for_each(|o, &x| *o = x);
+        return out;
+    }
+    // One row of the new array per index of the first axis; a task copies the lanes of its
+    // indices (the last axis) in standard order.
+    // The last axis of an index of the first.
+    let (width, last) = (len / outer, Axis(view.ndim() - 2));
+    let per_task = CHUNK.div_ceil(width).max(1);
+    let data = filled::written(outer, width, per_task, |task, rows| {
+        let mut lane_buffer = Vec::new();
+        for r in 0..rows.rows() {
+            let index = view.index_axis(Axis(0), task * per_task + r);
+            for lane in index.lanes(last) {
+                match lane.as_slice() {
+                    Some(lane) => rows.put(r, lane),
+                    None => {
+                        lane_buffer.clear();
+                        lane_buffer.extend(lane.iter().copied());
+                        rows.put(r, &lane_buffer);
+                    }
+                }
+            }
+        }
+    });
+    ndarray::Array::from_shape_vec(shape, data).expect("the view's element count")
 }
 
 /// The f32 elements of a tensor (its dtype was checked), in standard layout.

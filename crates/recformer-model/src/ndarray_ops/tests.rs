@@ -126,3 +126,39 @@ pub(crate) fn zip_on(arch: Arch, map: &impl ZipMap, a: &[f32], b: &[f32]) -> Vec
     );
     out
 }
+
+/// [`super::standard`] copies every layout (permuted, sliced, reversed, with one or many
+/// indices on the first axis) into ndarray's own standard-layout copy, element for element.
+#[test]
+fn standard_equals_ndarrays_standard_layout() {
+    use ndarray::{s, Array, ArrayD, IxDyn};
+    let array = |shape: &[usize]| -> ArrayD<u32> {
+        Array::from_iter(0..shape.iter().product::<usize>() as u32)
+            .into_shape_with_order(IxDyn(shape))
+            .expect("shape")
+    };
+    let heads = array(&[64, 12, 64, 32]);
+    let wide = array(&[3, 5, 7]);
+    let one = array(&[1, 9, 4]);
+    let views = [
+        // The attention's merge of heads: [b, h, l, d] -> [b, l, h, d].
+        heads.view().permuted_axes(IxDyn(&[0, 2, 1, 3])),
+        // Every axis permuted: no lane contiguous.
+        heads.view().permuted_axes(IxDyn(&[3, 1, 2, 0])),
+        heads.slice(s![..;3, 1.., ..;-1, 5..]).into_dyn(),
+        wide.view().reversed_axes(),
+        wide.view(),
+        one.view().permuted_axes(IxDyn(&[2, 1, 0])),
+        one.view(),
+    ];
+    for view in views {
+        let got = super::standard(&view);
+        assert!(got.is_standard_layout());
+        assert_eq!(
+            got,
+            view.as_standard_layout().into_owned(),
+            "{:?}",
+            view.shape()
+        );
+    }
+}
