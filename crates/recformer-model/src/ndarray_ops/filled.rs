@@ -15,7 +15,7 @@
 //! of the new array from memory before the kernel writes it again); the kernel's own stores
 //! now do that while its multiply-adds run.
 //!
-//! One of the model crate's two `unsafe` modules (the other is [`super::prefetch`]): five
+//! One of the model crate's two `unsafe` modules (the other is [`super::prefetch`]): four
 //! lines, each with its argument.
 
 use core::mem::MaybeUninit;
