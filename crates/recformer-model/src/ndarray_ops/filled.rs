@@ -11,9 +11,9 @@
 //! [`written`] goes one step further for kernels that write every row of their part in order
 //! (the GEMM's first block of the sum): nothing is zeroed first, a [`RowWriter`] appends each
 //! row's elements and remembers how far each row got, and whatever a task left unwritten is
-//! zeroed after it. The zeroing pass was ~3% of a MiniLM forward (its stores fetch every line
-//! of the new array from memory before the kernel writes it again); the kernel's own stores
-//! now do that while its multiply-adds run.
+//! zeroed after it. Zeroing the GEMM's outputs was ~2% of a MiniLM forward (its stores fetch
+//! every line of the new array from memory before the kernel writes it again); the kernel's
+//! own stores now do that while its multiply-adds run.
 //!
 //! One of the model crate's two `unsafe` modules (the other is [`super::prefetch`]): four
 //! lines, each with its argument.

@@ -282,8 +282,7 @@ pub(crate) fn standard<E: Copy + Send + Sync + Default>(
         return out;
     }
     // One row of the new array per index of the first axis; a task copies the lanes of its
-    // indices (the last axis) in standard order.
-    // The last axis of an index of the first.
+    // indices in standard order (`last`: the last axis of an index of the first).
     let (width, last) = (len / outer, Axis(view.ndim() - 2));
     let per_task = CHUNK.div_ceil(width).max(1);
     let data = filled::written(outer, width, per_task, |task, rows| {

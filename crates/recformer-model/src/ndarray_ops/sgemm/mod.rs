@@ -68,9 +68,9 @@ pub(crate) fn gemm(
 }
 
 /// `a · b` (`+ bias`, then `then`) into a new standard-layout matrix if this module handles the
-/// operands (as [`gemm`]; `None` otherwise), the bias added after the sum as Burn adds it. The first block of the sum runs inside
-/// [`super::filled::filled`]: each task zeroes its rows of C right before storing them, instead
-/// of a zeroing pass over the whole matrix first.
+/// operands (as [`gemm`]; `None` otherwise), the bias added after the sum as Burn adds it. The
+/// first block of the sum runs inside [`super::filled::written`]: each task writes its rows of
+/// C without zeroing them first.
 ///
 /// # Shapes
 /// - a: `[m, k]`, b: `[k, n]`, bias: `[n]`; output `[m, n]`
