@@ -30,6 +30,7 @@ use super::masked_softmax::SoftmaxRows;
 use super::matrix;
 use super::one_pass::{self, per_pair, Operands};
 use super::rows_kernel::{epilogue, kernel, load, pack_keys, row, store, LANES};
+use super::sgemm::KC;
 use crate::attention::AttentionMasks;
 
 /// Query (or probability) rows per micro-kernel call.
@@ -37,9 +38,6 @@ const R: usize = 8;
 /// Queries per block: the block's scores and probabilities (2 × 32 × `l` floats) stay in L1 for
 /// sequences of up to a few hundred tokens.
 const QB: usize = 32;
-/// matrixmultiply's depth of one block of the sum (`S_KC`): each score (depth `head_dim`) must
-/// be one block, and the context's sum over the keys runs in blocks of this many.
-const KC: usize = 256;
 
 /// `crate::attention::reference::local_attention_dense` without dropout: the dense scores,
 /// their masked softmax under `masks` (one-sided window `w`) and the context, in one op. It

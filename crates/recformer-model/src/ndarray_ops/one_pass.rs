@@ -12,15 +12,12 @@ use ndarray::ArrayViewD;
 use pulp::x86::V4;
 
 use super::filled::filled;
+use super::sgemm::KC;
 use super::{primitive, tensor, Float, Kind};
 use crate::attention::AttentionMasks;
 
 /// The query, key and value tensors, handed back.
 pub(crate) type Operands<B> = (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>);
-
-/// The most dimensions per head (matrixmultiply's depth of one block of the sum, `S_KC`: each
-/// score must be one block).
-const MAX_HEAD_DIM: usize = 256;
 
 /// `run` on the f32 views of the query, key and value, its `[batch, heads, seq_len, head_dim]`
 /// output as a tensor, when `fits` (the op's own shape rules), the three have one shape whose
@@ -44,7 +41,8 @@ pub(crate) fn attention<B: Backend>(
         && key.dims() == query.dims()
         && value.dims() == query.dims()
         && masks.is_index_masked.dims() == [b, l]
-        && (1..=MAX_HEAD_DIM).contains(&d)
+        // Each score is one block of matrixmultiply's sum.
+        && (1..=KC).contains(&d)
         && d.is_multiple_of(16)
         && [&query, &key, &value]
             .iter()

@@ -35,14 +35,12 @@ use super::super::masked_softmax::SoftmaxRows;
 use super::super::matrix;
 use super::super::one_pass::{self, per_pair, Operands};
 use super::super::rows_kernel::{add_into, kernel, load, pack_keys, row, store, LANES};
+use super::super::sgemm::KC;
 use super::kernels::{dims4, Band};
 use crate::attention::AttentionMasks;
 
 /// Query (or probability) rows per micro-kernel call.
 const R: usize = 8;
-/// matrixmultiply's depth of one block of the sum (`S_KC`): each score (depth `head_dim`) and
-/// each part of the context (depth `w`) must be one block for the sums to match its own.
-const KC: usize = 256;
 
 /// `crate::attention::sliding::local_attention_sliding` without dropout: the band's scores,
 /// their masked softmax under `masks` and the context, in one op. It runs on NdArray f32

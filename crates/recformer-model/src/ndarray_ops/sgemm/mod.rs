@@ -24,8 +24,10 @@
 
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 
-/// The depth of one block of the sum (matrixmultiply's `S_KC`): part of the arithmetic.
-const KC: usize = 256;
+/// The depth of one block of the sum (matrixmultiply's `S_KC`): part of the arithmetic, here
+/// and in the one-pass attentions (each score, depth `head_dim`, must be one block; their
+/// contexts' sums run in blocks of this many).
+pub(crate) const KC: usize = 256;
 /// Rows of the micro-kernel.
 const MR: usize = 14;
 /// Columns of the micro-kernel (two 16-lane vectors).
