@@ -22,7 +22,7 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use ndarray::{ArrayView2, ArrayViewD};
+use ndarray::{ArrayD, ArrayView2, ArrayViewD};
 use pulp::x86::V4;
 use pulp::{Simd, WithSimd};
 
@@ -63,8 +63,9 @@ pub(crate) fn attention<B: Backend>(
     })
 }
 
-/// The output of every pair, one pair per parallel task.
-fn run(simd: V4, qkv: [&ArrayViewD<'_, f32>; 3], rules: &SoftmaxRows) -> Vec<f32> {
+/// The output of every pair, one pair per parallel task, token-major
+/// ([`per_pair`]: the merge of heads after it copies nothing).
+fn run(simd: V4, qkv: [&ArrayViewD<'_, f32>; 3], rules: &SoftmaxRows) -> ArrayD<f32> {
     let (l, d) = (qkv[0].shape()[2], qkv[0].shape()[3]);
     per_pair(qkv[0], l * d + 2 * QB * l, |i, scratch, out| {
         Simd::vectorize(
@@ -82,7 +83,7 @@ fn run(simd: V4, qkv: [&ArrayViewD<'_, f32>; 3], rules: &SoftmaxRows) -> Vec<f32
 }
 
 /// One batch-and-head pair: its `[l, d]` queries, keys and values, and its output rows.
-struct Pair<'a, 'v> {
+struct Pair<'a, 'v, 'o> {
     simd: V4,
     qkv: [ArrayView2<'v, f32>; 3],
     rules: &'a SoftmaxRows,
@@ -90,10 +91,11 @@ struct Pair<'a, 'v> {
     first_score: usize,
     /// Room for the packed keys, a block's scores and its probabilities.
     scratch: &'a mut [f32],
-    out: &'a mut [f32],
+    /// The pair's `l` output rows of `d` floats.
+    out: &'a mut [&'o mut [f32]],
 }
 
-impl WithSimd for Pair<'_, '_> {
+impl WithSimd for Pair<'_, '_, '_> {
     type Output = ();
 
     #[inline(always)]
@@ -116,7 +118,7 @@ impl WithSimd for Pair<'_, '_> {
             let (scores, probs) = (&mut scores[..n * l], &mut probs[..n * l]);
             block_scores(simd, &q, keys, q0, scores);
             rules.softmax(first_score + q0 * l, scores, probs);
-            block_context(simd, &v, probs, &mut out[q0 * d..(q0 + n) * d]);
+            block_context(simd, &v, probs, &mut out[q0..q0 + n]);
         }
     }
 }
@@ -153,10 +155,11 @@ fn block_scores(simd: V4, q: &ArrayView2<'_, f32>, keys: &[f32], q0: usize, scor
     }
 }
 
-/// The `[n, d]` context of a block's `[n, l]` probabilities: the sum over the keys in blocks of
-/// [`KC`], each block's products summed from zero, the first stored and the later ones added.
+/// The `[n, d]` context of a block's `[n, l]` probabilities into its `n` output rows: the sum
+/// over the keys in blocks of [`KC`], each block's products summed from zero, the first stored
+/// and the later ones added.
 #[inline(always)]
-fn block_context(simd: V4, v: &ArrayView2<'_, f32>, probs: &[f32], out: &mut [f32]) {
+fn block_context(simd: V4, v: &ArrayView2<'_, f32>, probs: &[f32], out: &mut [&mut [f32]]) {
     let (l, d) = v.dim();
     let mut values: [&[f32]; KC] = [&[]; KC];
     for k0 in (0..l).step_by(KC) {
@@ -167,7 +170,6 @@ fn block_context(simd: V4, v: &ArrayView2<'_, f32>, probs: &[f32], out: &mut [f3
         let values = &values[..kc];
         for r0 in (0..probs.len() / l).step_by(R) {
             let rows: [&[f32]; R] = core::array::from_fn(|r| &probs[(r0 + r) * l + k0..][..kc]);
-            let at = |r: usize, j: usize| (r0 + r) * d + j;
             let mut j = 0;
             while j < d {
                 if j + 2 * LANES <= d {
@@ -175,13 +177,13 @@ fn block_context(simd: V4, v: &ArrayView2<'_, f32>, probs: &[f32], out: &mut [f3
                         [load(&values[c][j..]), load(&values[c][j + LANES..])]
                     });
                     for (r, acc) in acc.iter().enumerate() {
-                        epilogue(simd, k0 == 0, acc, &mut out[at(r, j)..]);
+                        epilogue(simd, k0 == 0, acc, &mut out[r0 + r][j..]);
                     }
                     j += 2 * LANES;
                 } else {
                     let acc = kernel(simd, &rows, kc, |c| [load(&values[c][j..])]);
                     for (r, acc) in acc.iter().enumerate() {
-                        epilogue(simd, k0 == 0, acc, &mut out[at(r, j)..]);
+                        epilogue(simd, k0 == 0, acc, &mut out[r0 + r][j..]);
                     }
                     j += LANES;
                 }

@@ -1,15 +1,16 @@
 //! What the two one-pass local attentions ([`super::band::attention`] for the sliding window,
 //! [`super::dense_attention`] for short sequences) share: when they run, their operands as f32
 //! views, one parallel task per batch-and-head pair with a scratch buffer of its thread, and
-//! the output as a tensor.
+//! the output as a tensor (token-major: see [`per_pair`]).
 
 use std::cell::RefCell;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
 use burn_ndarray::NdArrayTensor;
-use ndarray::ArrayViewD;
+use ndarray::{Array4, ArrayD, ArrayViewD, ArrayViewMut3, Axis};
 use pulp::x86::V4;
+use rayon::prelude::*;
 
 use super::filled::filled;
 use super::sgemm::KC;
@@ -26,7 +27,7 @@ pub(crate) type Operands<B> = (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>);
 /// contiguous. `Err` hands the operands back otherwise.
 ///
 /// # Shapes
-/// - query, key, value: `[batch, heads, seq_len, head_dim]`; `run`'s output as many floats
+/// - query, key, value: `[batch, heads, seq_len, head_dim]`; `run`'s output too (any strides)
 /// - masks: `[batch, seq_len]`
 pub(crate) fn attention<B: Backend>(
     query: Tensor<B, 4>,
@@ -34,7 +35,7 @@ pub(crate) fn attention<B: Backend>(
     value: Tensor<B, 4>,
     masks: &AttentionMasks<B>,
     fits: bool,
-    run: impl FnOnce(V4, [&ArrayViewD<'_, f32>; 3]) -> Vec<f32>,
+    run: impl FnOnce(V4, [&ArrayViewD<'_, f32>; 3]) -> ArrayD<f32>,
 ) -> Result<Tensor<B, 4>, Operands<B>> {
     let [b, _, l, d] = query.dims();
     let fits = fits
@@ -60,34 +61,63 @@ pub(crate) fn attention<B: Backend>(
             f32::view(&v).expect("f32"),
         );
         if q.strides()[3] == 1 && v.strides()[3] == 1 {
-            let shape = q.shape().to_vec();
             let out = run(simd, [&q, &k, &v]);
-            let array = ndarray::ArcArray::from_shape_vec(ndarray::IxDyn(&shape), out)
-                .expect("the shape's element count");
-            return Ok(tensor::<B, 4, _>(f32::wrap(array)));
+            debug_assert_eq!(out.shape(), q.shape());
+            return Ok(tensor::<B, 4, _>(f32::wrap(out.into_shared())));
         }
     }
     Err((query, key, value))
 }
 
 /// The output of every batch-and-head pair of a `[b, h, l, d]` view, one pair per parallel
-/// task: `pair(i, scratch, out)` writes pair `i`'s `[l, d]` rows into `out` (zeros on entry),
-/// with `scratch_len` floats of its thread's buffer.
+/// task: `pair(i, scratch, rows)` writes pair `i`'s `l` output rows of `d` floats each (zeros
+/// on entry), with `scratch_len` floats of its thread's buffer.
+///
+/// The output is token-major: `[b, h, l, d]` viewed over a `[b, l, h, d]` standard-layout
+/// array (a pair's rows are `h·d` floats apart), so that the merge of heads after the
+/// attention (`swap_dims(1, 2)` and a reshape to `[b, l, h·d]`) copies nothing; that copy was
+/// ~1.3% of a MiniLM forward (docs/performance.md).
 pub(crate) fn per_pair(
     view: &ArrayViewD<'_, f32>,
     scratch_len: usize,
-    pair: impl Fn(usize, &mut [f32], &mut [f32]) + Sync,
-) -> Vec<f32> {
-    let (l, d) = (view.shape()[2], view.shape()[3]);
-    filled(view.len(), (l * d).max(1), |i, out| {
-        SCRATCH.with(|cell| {
-            let mut scratch = cell.borrow_mut();
-            if scratch.len() < scratch_len {
-                scratch.resize(scratch_len, 0.0);
-            }
-            pair(i, &mut scratch[..scratch_len], out);
-        });
-    })
+    pair: impl Fn(usize, &mut [f32], &mut [&mut [f32]]) + Sync,
+) -> ArrayD<f32> {
+    let [b, h, l, d]: [usize; 4] = view.shape().try_into().expect("a 4-d view");
+    // A task per sequence zeroes its `[l, h, d]` rows while they are in its core's cache
+    // ([`filled`]), then runs its heads.
+    let out = filled(view.len(), (l * h * d).max(1), |sequence, part| {
+        let mut tokens = ArrayViewMut3::from_shape((l, h, d), part).expect("a sequence's elements");
+        tokens
+            .axis_iter_mut(Axis(1))
+            .into_par_iter()
+            // Every pair its own job, as in `filled`.
+            .with_max_len(1)
+            .enumerate()
+            .for_each(|(head, mut rows)| {
+                let mut rows: Vec<&mut [f32]> = rows
+                    .axis_iter_mut(Axis(0))
+                    .map(|row| row.into_slice().expect("unit stride along head_dim"))
+                    .collect();
+                with_scratch(scratch_len, |scratch| {
+                    pair(sequence * h + head, scratch, &mut rows);
+                });
+            });
+    });
+    Array4::from_shape_vec((b, l, h, d), out)
+        .expect("the view's element count")
+        .permuted_axes([0, 2, 1, 3])
+        .into_dyn()
+}
+
+/// `f` on `len` floats of this thread's scratch buffer.
+fn with_scratch(len: usize, f: impl FnOnce(&mut [f32])) {
+    SCRATCH.with(|cell| {
+        let mut scratch = cell.borrow_mut();
+        if scratch.len() < len {
+            scratch.resize(len, 0.0);
+        }
+        f(&mut scratch[..len]);
+    });
 }
 
 thread_local! {

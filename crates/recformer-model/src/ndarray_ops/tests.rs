@@ -162,3 +162,13 @@ fn standard_equals_ndarrays_standard_layout() {
         );
     }
 }
+
+/// A one-pass attention's output is `[b, h, l, d]` over a token-major array
+/// (`one_pass::per_pair`): with heads and tokens swapped it is in standard layout, so the merge
+/// of heads after it copies nothing.
+pub(crate) fn token_major(out: &burn::tensor::Tensor<Plain, 4>) {
+    use super::{primitive, Float};
+    let merged: burn_ndarray::NdArrayTensor = primitive(out.clone().swap_dims(1, 2));
+    let view = f32::view(&merged).expect("f32");
+    assert!(view.is_standard_layout(), "strides {:?}", view.strides());
+}

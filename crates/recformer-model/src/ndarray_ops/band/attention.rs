@@ -27,7 +27,7 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use ndarray::{ArrayView2, ArrayViewD};
+use ndarray::{ArrayD, ArrayView2, ArrayViewD};
 use pulp::x86::V4;
 use pulp::{Simd, WithSimd};
 
@@ -71,8 +71,8 @@ pub(crate) fn attention<B: Backend>(
     })
 }
 
-/// The output of every pair, one pair per parallel task.
-fn run(simd: V4, qkv: [&ArrayViewD<'_, f32>; 3], rules: &SoftmaxRows, band: Band) -> Vec<f32> {
+/// The output of every pair, one pair per parallel task, token-major ([`per_pair`]).
+fn run(simd: V4, qkv: [&ArrayViewD<'_, f32>; 3], rules: &SoftmaxRows, band: Band) -> ArrayD<f32> {
     let (_, _, l, d) = dims4(qkv[0]);
     let cols = band.cols();
     per_pair(qkv[0], l * d + 2 * band.w * cols, |i, scratch, out| {
@@ -92,7 +92,7 @@ fn run(simd: V4, qkv: [&ArrayViewD<'_, f32>; 3], rules: &SoftmaxRows, band: Band
 }
 
 /// One batch-and-head pair: its `[l, d]` queries, keys and values, and its output rows.
-struct Pair<'a, 'v> {
+struct Pair<'a, 'v, 'o> {
     simd: V4,
     qkv: [ArrayView2<'v, f32>; 3],
     rules: &'a SoftmaxRows,
@@ -101,10 +101,11 @@ struct Pair<'a, 'v> {
     first_score: usize,
     /// Room for the packed keys, a block's scores and its probabilities.
     scratch: &'a mut [f32],
-    out: &'a mut [f32],
+    /// The pair's `l` output rows of `d` floats.
+    out: &'a mut [&'o mut [f32]],
 }
 
-impl WithSimd for Pair<'_, '_> {
+impl WithSimd for Pair<'_, '_, '_> {
     type Output = ();
 
     #[inline(always)]
@@ -141,7 +142,7 @@ impl WithSimd for Pair<'_, '_> {
             };
             block.scores(&q, keys, &key0, scores);
             rules.softmax(first_score + blk * w * cols, scores, probs);
-            block.context(&v, probs, &mut out[blk * w * d..(blk + 1) * w * d]);
+            block.context(&v, probs, &mut out[blk * w..(blk + 1) * w]);
         }
     }
 }
@@ -220,10 +221,10 @@ impl Block {
         }
     }
 
-    /// The block's `[w, d]` context (`out`, zero on entry): part by part, each part's products
-    /// summed from zero and added to the running sum, the global column last.
+    /// The block's `[w, d]` context into its `w` output rows (zero on entry): part by part, each
+    /// part's products summed from zero and added to the running sum, the global column last.
     #[inline(always)]
-    fn context(&self, v: &ArrayView2<'_, f32>, probs: &[f32], out: &mut [f32]) {
+    fn context(&self, v: &ArrayView2<'_, f32>, probs: &[f32], out: &mut [&mut [f32]]) {
         let Block {
             simd,
             band,
@@ -253,19 +254,18 @@ impl Block {
                 });
                 let mut j = 0;
                 while j < d {
-                    let at = |r: usize| (r0 + r) * d + j;
                     if j + 2 * LANES <= d {
                         let acc = kernel(simd, &rows, end - first, |c| {
                             [load(&values[c][j..]), load(&values[c][j + LANES..])]
                         });
                         for (r, acc) in acc.iter().enumerate() {
-                            add_into(simd, acc, &mut out[at(r)..]);
+                            add_into(simd, acc, &mut out[r0 + r][j..]);
                         }
                         j += 2 * LANES;
                     } else {
                         let acc = kernel(simd, &rows, end - first, |c| [load(&values[c][j..])]);
                         for (r, acc) in acc.iter().enumerate() {
-                            add_into(simd, acc, &mut out[at(r)..]);
+                            add_into(simd, acc, &mut out[r0 + r][j..]);
                         }
                         j += LANES;
                     }
@@ -275,7 +275,7 @@ impl Block {
         if band.global {
             let value0 = row(v, 0);
             let zero = simd.splat_f32x16(0.0);
-            for (out, probs) in out.chunks_exact_mut(d).zip(probs.chunks_exact(cols)) {
+            for (out, probs) in out.iter_mut().zip(probs.chunks_exact(cols)) {
                 let p = simd.splat_f32x16(probs[3 * w]);
                 for (j, out) in out.chunks_exact_mut(LANES).enumerate() {
                     let ab = simd.mul_add_f32x16(p, load(&value0[j * LANES..]), zero);

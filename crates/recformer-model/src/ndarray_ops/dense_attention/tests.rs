@@ -4,7 +4,7 @@ use burn::nn::DropoutConfig;
 
 use super::attention;
 use crate::attention::reference::local_attention_dense;
-use crate::ndarray_ops::tests::{heads, masks, random, same_bits, Ad, Plain};
+use crate::ndarray_ops::tests::{heads, masks, random, same_bits, token_major, Ad, Plain};
 
 /// A shape and its masks: tokens, head size, one-sided window, padding tokens per row (two
 /// rows), global tokens per row.
@@ -81,6 +81,7 @@ fn one_pass_equals_the_dense_oracle_bit_for_bit() {
         let masks = masks::<Plain>(l, &padding, &global.map(<[usize]>::to_vec));
         let one = attention(q.clone(), k.clone(), v.clone(), &masks, w)
             .unwrap_or_else(|_| panic!("l {l}, d {d}: the one-pass op runs"));
+        token_major(&one);
         let oracle = local_attention_dense(q, k, v, &masks, w, &no_dropout);
         same_bits(one, oracle, &format!("l {l}, d {d}, w {w}"));
     }

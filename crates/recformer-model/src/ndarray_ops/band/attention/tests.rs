@@ -6,7 +6,7 @@ use super::attention;
 use crate::attention::AttentionMasks;
 use crate::ndarray_ops::band::{context, scores};
 use crate::ndarray_ops::masked_softmax::band_masked_softmax;
-use crate::ndarray_ops::tests::{heads, masks, random, same_bits, Ad, Plain};
+use crate::ndarray_ops::tests::{heads, masks, random, same_bits, token_major, Ad, Plain};
 
 /// Scores, masked softmax and context as three ops (the path the one-pass op replaces).
 fn three_ops(
@@ -109,6 +109,7 @@ fn one_pass_equals_the_three_ops_bit_for_bit() {
         let masks = masks::<Plain>(l, &padding, &global);
         let one = attention(q.clone(), k.clone(), v.clone(), &masks, w)
             .unwrap_or_else(|_| panic!("w {w}, d {d}: the one-pass op runs"));
+        token_major(&one);
         let three = three_ops(q, k, v, &masks, w);
         same_bits(one, three, &format!("w {w}, d {d}, blocks {nb}"));
     }
