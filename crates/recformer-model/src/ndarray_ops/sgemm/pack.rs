@@ -145,8 +145,13 @@ mod tiles {
     use pulp::x86::V4;
     use pulp::{Simd, WithSimd};
 
+    use crate::ndarray_ops::prefetch::prefetch;
+
     /// Lanes of a vector, and the side of a tile.
     const Q: usize = 16;
+    /// How far ahead of the tile being transposed its rows are prefetched: 8 tiles, 512 bytes
+    /// of each row (4 tiles measured −0.5%, 8 tiles −0.8% of a MiniLM forward).
+    const AHEAD: usize = 8 * Q;
 
     /// Columns `0 .. whole` (a multiple of 16) of at most `R` rows as `out[p][r]`, a tile of
     /// 16 rows and 16 columns at a time; rows past `slices.len()` are written as zeros.
@@ -176,6 +181,13 @@ mod tiles {
                 let rows = &slices[(g * Q).min(slices.len())..];
                 let lanes = Q.min(R - g * Q);
                 for c0 in (0..whole).step_by(Q) {
+                    // The rows' lines [`AHEAD`] columns on, while this tile is transposed:
+                    // packing an activation read from L3 stalled on these loads.
+                    if c0 + AHEAD < whole {
+                        for row in rows.iter().take(Q) {
+                            prefetch(&row[c0 + AHEAD]);
+                        }
+                    }
                     let mut tile = [zero; Q];
                     for (t, row) in tile.iter_mut().zip(rows) {
                         let v: [f32; Q] = row[c0..c0 + Q].try_into().expect("16 columns");
