@@ -13,7 +13,7 @@ use pulp::x86::V4;
 use rayon::prelude::*;
 
 use super::filled::filled;
-use super::sgemm::KC;
+use super::sgemm::{with_buffer, KC};
 use super::{primitive, tensor, Float, Kind};
 use crate::attention::AttentionMasks;
 
@@ -98,7 +98,7 @@ pub(crate) fn per_pair(
                     .axis_iter_mut(Axis(0))
                     .map(|row| row.into_slice().expect("unit stride along head_dim"))
                     .collect();
-                with_scratch(scratch_len, |scratch| {
+                with_buffer(&SCRATCH, scratch_len, |scratch| {
                     pair(sequence * h + head, scratch, &mut rows);
                 });
             });
@@ -107,17 +107,6 @@ pub(crate) fn per_pair(
         .expect("the view's element count")
         .permuted_axes([0, 2, 1, 3])
         .into_dyn()
-}
-
-/// `f` on `len` floats of this thread's scratch buffer.
-fn with_scratch(len: usize, f: impl FnOnce(&mut [f32])) {
-    SCRATCH.with(|cell| {
-        let mut scratch = cell.borrow_mut();
-        if scratch.len() < len {
-            scratch.resize(len, 0.0);
-        }
-        f(&mut scratch[..len]);
-    });
 }
 
 thread_local! {

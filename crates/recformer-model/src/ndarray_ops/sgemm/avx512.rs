@@ -178,7 +178,7 @@ const KEEP: usize = 1 << 22;
 /// `f` on `len` floats of this thread's buffer `key` (reused: no allocation, no zeroing
 /// per product), or of a new one when the buffer is in use (a product called from a task
 /// of another product on the same thread) or larger than [`KEEP`].
-pub(super) fn with_buffer<R>(
+pub(crate) fn with_buffer<R>(
     key: &'static LocalKey<RefCell<Vec<f32>>>,
     len: usize,
     f: impl FnOnce(&mut [f32]) -> R,

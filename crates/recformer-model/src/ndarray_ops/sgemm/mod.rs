@@ -143,6 +143,8 @@ use pack::{pack_a, pack_b};
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::with_buffer;
+#[cfg(target_arch = "x86_64")]
 mod feed_forward;
 #[cfg(target_arch = "x86_64")]
 mod thin;
