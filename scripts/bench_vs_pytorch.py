@@ -321,7 +321,8 @@ def main() -> None:
     print(f"machine: {cpu}, {os.cpu_count()} cores; threads {a.threads}; steps {a.steps} (+{a.warmup} warm-up); "
           f"rounds {a.rounds} (medians; ratio ranges in brackets)")
     print(f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), transformers "
-          f"{transformers.__version__}, python {platform.python_version()}; recformer: {a.recformer}")
+          f"{transformers.__version__}, python {platform.python_version()}; recformer: {a.recformer}"
+          f" (RECFORMER_GEMM={os.environ.get('RECFORMER_GEMM', 'unset: FMA')})")
     print()
     print("| shape | batch x tokens | work | PyTorch | " + " | ".join(
         f"ours, {d} | ratio" for d in a.devices.split(",")) + " |")

@@ -10,7 +10,7 @@ use pulp::x86::V4;
 use pulp::{f32x16, Simd, WithSimd};
 use rayon::prelude::*;
 
-use super::{pack_a, pack_b, Then, KC, MC, MR, NR};
+use super::{amx, pack_a, pack_b, Then, KC, MC, MR, NR};
 use crate::ndarray_ops::filled::{written, RowWriter};
 use crate::ndarray_ops::gelu::gelu_lanes;
 use crate::ndarray_ops::prefetch::prefetch;
@@ -24,7 +24,7 @@ pub(super) fn gemm(
 ) {
     let product = Product::new(simd, a, b, None, Then::Nothing);
     with_buffer(&PACKED_B, product.packed_b_len(), |packed_b| {
-        for p0 in (0..a.ncols()).step_by(KC) {
+        for p0 in (0..a.ncols()).step_by(product.layout.kc()) {
             product.block(p0, packed_b, c);
         }
     });
@@ -48,7 +48,8 @@ pub(super) fn product(
             product.task(&block, packed, task, Target::New(rows));
         });
         let mut c = Array2::from_shape_vec((m, n), data).expect("m · n elements");
-        for p0 in (KC..k).step_by(KC) {
+        let kc = product.layout.kc();
+        for p0 in (kc..k).step_by(kc) {
             product.block(p0, packed_b, &mut c.view_mut());
         }
         c
@@ -64,12 +65,112 @@ pub(super) fn padded(bias: Option<&ArrayView1<'_, f32>>, n: usize) -> Option<Vec
     })
 }
 
-/// Rows of C per task for `m` rows: at most [`MC`], and at least four tasks per thread when C
-/// has few rows (a weight's gradient has `d_in` rows), so that they spread evenly.
-pub(super) fn task_rows(m: usize) -> usize {
-    m.div_ceil(4 * rayon::current_num_threads())
-        .next_multiple_of(MR)
-        .clamp(MR, MC)
+/// How a product's operands are packed and multiplied: into the FMA micro-kernel's
+/// micro-panels (matrixmultiply's arithmetic, bit for bit), or into [`amx`]'s strips and
+/// panels (f32's accuracy, not its bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Layout {
+    Fma,
+    Amx,
+}
+
+/// [`amx::enabled`], or in this crate's tests [`super::tests::FORCE_AMX`] where AMX is usable.
+fn amx_chosen() -> bool {
+    #[cfg(test)]
+    if super::tests::FORCE_AMX.with(core::cell::Cell::get) {
+        return amx::usable();
+    }
+    amx::enabled()
+}
+
+impl Layout {
+    /// [`Layout::Amx`] where [`amx::enabled`] and both operands' rows are contiguous (a
+    /// transposed operand, as in the backward's products, stays with the FMA kernel).
+    pub(super) fn of(a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>) -> Layout {
+        let rows = |x: &ArrayView2<'_, f32>| x.strides()[1] == 1 || x.ncols() <= 1;
+        if rows(a) && rows(b) && amx_chosen() {
+            Layout::Amx
+        } else {
+            Layout::Fma
+        }
+    }
+
+    /// The depth of a block of the sum: [`KC`] (matrixmultiply's) or 128 for AMX (a block's
+    /// panel of the right operand, 24 KiB, then stays in L1 while the strips pass).
+    pub(super) fn kc(self) -> usize {
+        match self {
+            Layout::Fma => KC,
+            Layout::Amx => amx::KC,
+        }
+    }
+
+    /// Rows of C per task for `m` rows: at most 8 (FMA) or 4 (AMX) kernels' rows, and at
+    /// least four tasks per thread when C has few rows (a weight's gradient has `d_in` rows),
+    /// so that they spread evenly.
+    pub(super) fn task_rows(self, m: usize) -> usize {
+        let (rows, most) = match self {
+            Layout::Fma => (MR, MC),
+            Layout::Amx => (amx::ROWS, 4 * amx::ROWS),
+        };
+        m.div_ceil(4 * rayon::current_num_threads())
+            .next_multiple_of(rows)
+            .clamp(rows, most)
+    }
+
+    /// Floats of `h` packed rows of the left operand, a block of depth `kc`.
+    pub(super) fn strips_len(self, h: usize, kc: usize) -> usize {
+        match self {
+            Layout::Fma => h.div_ceil(MR) * MR * kc,
+            Layout::Amx => h.div_ceil(amx::ROWS) * amx::strip_len(kc),
+        }
+    }
+
+    /// Floats of one packed panel of [`NR`] columns of the right operand, depth `kc`.
+    pub(super) fn panel_len(self, kc: usize) -> usize {
+        match self {
+            Layout::Fma => NR * kc,
+            Layout::Amx => amx::panel_len(kc),
+        }
+    }
+
+    /// `a`'s rows `rows`, columns `p0 .. p0 + kc`, packed.
+    pub(super) fn pack_a(
+        self,
+        a: &ArrayView2<'_, f32>,
+        rows: core::ops::Range<usize>,
+        p0: usize,
+        kc: usize,
+        out: &mut [f32],
+    ) {
+        match self {
+            Layout::Fma => pack_a(a, rows, p0, kc, out),
+            Layout::Amx => amx::pack_a(V4::try_new().expect("AVX-512"), a, rows, p0, kc, out),
+        }
+    }
+
+    /// `b`'s rows `p0 .. p0 + kc`, panel `panel`, packed.
+    pub(super) fn pack_b(
+        self,
+        b: &ArrayView2<'_, f32>,
+        p0: usize,
+        kc: usize,
+        panel: usize,
+        out: &mut [f32],
+    ) {
+        match self {
+            Layout::Fma => pack_b(b, p0, kc, panel, out),
+            Layout::Amx => amx::pack_b(V4::try_new().expect("AVX-512"), b, p0, kc, panel, out),
+        }
+    }
+
+    /// The task's packed rows against every packed panel.
+    pub(super) fn run(self, tile: Tile<'_, '_, '_>) {
+        let simd = tile.simd;
+        match self {
+            Layout::Fma => Simd::vectorize(simd, tile),
+            Layout::Amx => Simd::vectorize(simd, AmxTile(tile)),
+        }
+    }
 }
 
 /// The operands of one product and how it is split.
@@ -81,6 +182,8 @@ struct Product<'a, 'v> {
     bias: Option<&'a [f32]>,
     /// Applied after the bias, in the last block.
     then: Then,
+    /// How the operands are packed and multiplied.
+    layout: Layout,
     /// Rows of C per task.
     mc: usize,
 }
@@ -93,13 +196,15 @@ impl<'a, 'v> Product<'a, 'v> {
         bias: Option<&'a [f32]>,
         then: Then,
     ) -> Self {
-        let mc = task_rows(a.nrows());
+        let layout = Layout::of(a, b);
+        let mc = layout.task_rows(a.nrows());
         Product {
             simd,
             a,
             b,
             bias,
             then,
+            layout,
             mc,
         }
     }
@@ -107,7 +212,7 @@ impl<'a, 'v> Product<'a, 'v> {
     /// Floats of the packed right operand (one block of the sum).
     fn packed_b_len(&self) -> usize {
         let (k, n) = self.b.dim();
-        n.div_ceil(NR) * NR * KC.min(k)
+        n.div_ceil(NR) * self.layout.panel_len(self.layout.kc().min(k))
     }
 
     /// Block `p0 ..` of the sum: the right operand's rows packed in parallel, then the
@@ -126,12 +231,14 @@ impl<'a, 'v> Product<'a, 'v> {
     /// Block `p0 ..`'s epilogue settings and its packed right operand.
     fn pack<'p>(&self, p0: usize, packed_b: &'p mut [f32]) -> (Block<'a>, &'p [f32]) {
         let (k, n) = self.b.dim();
-        let kc = KC.min(k - p0);
-        let packed_b = &mut packed_b[..n.div_ceil(NR) * NR * kc];
+        let layout = self.layout;
+        let kc = layout.kc().min(k - p0);
+        let panel_len = layout.panel_len(kc);
+        let packed_b = &mut packed_b[..n.div_ceil(NR) * panel_len];
         packed_b
-            .par_chunks_mut(NR * kc)
+            .par_chunks_mut(panel_len)
             .enumerate()
-            .for_each(|(panel, out)| pack_b(self.b, p0, kc, panel, out));
+            .for_each(|(panel, out)| layout.pack_b(self.b, p0, kc, panel, out));
         let last = p0 + kc == k;
         let block = Block {
             p0,
@@ -148,18 +255,16 @@ impl<'a, 'v> Product<'a, 'v> {
     fn task(&self, block: &Block<'_>, packed_b: &[f32], task: usize, rows: Target<'_, '_>) {
         let i0 = task * self.mc;
         let h = rows.dim().0;
-        with_buffer(&PACKED_A, h.div_ceil(MR) * MR * block.kc, |packed_a| {
-            pack_a(self.a, i0..i0 + h, block.p0, block.kc, packed_a);
-            Simd::vectorize(
-                self.simd,
-                Tile {
-                    simd: self.simd,
-                    block,
-                    packed_a,
-                    packed_b,
-                    c: rows,
-                },
-            );
+        let layout = self.layout;
+        with_buffer(&PACKED_A, layout.strips_len(h, block.kc), |packed_a| {
+            layout.pack_a(self.a, i0..i0 + h, block.p0, block.kc, packed_a);
+            layout.run(Tile {
+                simd: self.simd,
+                block,
+                packed_a,
+                packed_b,
+                c: rows,
+            });
         });
     }
 }
@@ -175,9 +280,14 @@ thread_local! {
 /// larger ones (an MLM head over a big vocabulary) are freed after it.
 const KEEP: usize = 1 << 22;
 
+/// Floats of slack a buffer keeps so that its slice can start on a 64-byte boundary.
+const ALIGN: usize = 16;
+
 /// `f` on `len` floats of this thread's buffer `key` (reused: no allocation, no zeroing
 /// per product), or of a new one when the buffer is in use (a product called from a task
-/// of another product on the same thread) or larger than [`KEEP`].
+/// of another product on the same thread) or larger than [`KEEP`]. The slice starts on a
+/// 64-byte boundary: AMX's tile loads read rows of 64 bytes, and a row across two cache lines
+/// halved the tile unit's rate (docs/performance.md).
 pub(crate) fn with_buffer<R>(
     key: &'static LocalKey<RefCell<Vec<f32>>>,
     len: usize,
@@ -185,13 +295,19 @@ pub(crate) fn with_buffer<R>(
 ) -> R {
     key.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buffer) if len <= KEEP => {
-            if buffer.len() < len {
-                buffer.resize(len, 0.0);
+            if buffer.len() < len + ALIGN {
+                buffer.resize(len + ALIGN, 0.0);
             }
-            f(&mut buffer[..len])
+            f(aligned(&mut buffer, len))
         }
-        _ => f(&mut vec![0.0; len]),
+        _ => f(aligned(&mut vec![0.0; len + ALIGN], len)),
     })
+}
+
+/// `len` floats of `buffer` (at least `len + ALIGN` long) from its first 64-byte boundary.
+fn aligned(buffer: &mut [f32], len: usize) -> &mut [f32] {
+    let start = buffer.as_ptr().align_offset(64);
+    &mut buffer[start..start + len]
 }
 
 /// What one block of the sum does in its epilogue.
@@ -258,36 +374,101 @@ impl WithSimd for Tile<'_, '_, '_> {
             let w = NR.min(n - j0);
             for (strip, a) in packed_a.chunks_exact(MR * kc).enumerate() {
                 let i0 = strip * MR;
-                // A later block adds to C rows stored long before (evicted when C is
-                // larger than the caches): fetch them while the kernel runs.
-                if let (false, Target::Rows(c)) = (block.first, &c) {
-                    for r in i0..h.min(i0 + MR) {
-                        let row = c.row(r);
-                        let row = row.as_slice().expect("unit column stride");
-                        prefetch(&row[j0]);
-                        if w > 16 {
-                            prefetch(&row[j0 + 16]);
-                        }
-                    }
-                }
+                c.prefetch_rows(block, i0..h.min(i0 + MR), j0, w);
                 let acc = kernel(simd, a, b);
                 let bias = block.bias.map(|bias| &bias[j0..j0 + NR]);
                 for (r, acc) in acc.iter().enumerate().take(h.saturating_sub(i0)) {
-                    match &mut c {
-                        Target::Rows(c) => {
-                            let mut row = c.row_mut(i0 + r);
-                            let row = row.as_slice_mut().expect("unit column stride");
-                            epilogue(simd, *acc, &mut row[j0..j0 + w], block, bias);
-                        }
-                        Target::New(c) => {
-                            let v = finish(simd, *acc, None, block, bias);
-                            if w == NR {
-                                c.put(i0 + r, &v);
-                            } else {
-                                c.put(i0 + r, &v[..w]);
-                            }
-                        }
-                    }
+                    c.store(simd, i0 + r, j0, w, *acc, block, bias);
+                }
+            }
+        }
+    }
+}
+
+/// A [`Tile`] on AMX ([`amx::kernel`], 32 rows of C per call): strips and panels packed by
+/// [`Layout::Amx`].
+pub(super) struct AmxTile<'a, 'c, 'w>(Tile<'a, 'c, 'w>);
+
+impl WithSimd for AmxTile<'_, '_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        // `V4::vectorize` compiles this body (the epilogue) for AVX-512.
+        let Tile {
+            simd,
+            block,
+            packed_a,
+            packed_b,
+            mut c,
+        } = self.0;
+        let (h, n) = c.dim();
+        assert!(
+            block.first || matches!(c, Target::Rows(_)),
+            "a later block of the sum adds to initialised rows"
+        );
+        let kc = block.kc;
+        let mut acc = amx::Tiles::default();
+        amx::configure();
+        for (panel, b) in packed_b.chunks_exact(amx::panel_len(kc)).enumerate() {
+            let j0 = panel * NR;
+            let w = NR.min(n - j0);
+            for (strip, a) in packed_a.chunks_exact(amx::strip_len(kc)).enumerate() {
+                let i0 = strip * amx::ROWS;
+                c.prefetch_rows(block, i0..h.min(i0 + amx::ROWS), j0, w);
+                amx::kernel(a, b, kc, &mut acc);
+                let bias = block.bias.map(|bias| &bias[j0..j0 + NR]);
+                for (r, acc) in acc.0.iter().enumerate().take(h.saturating_sub(i0)) {
+                    c.store(simd, i0 + r, j0, w, pulp::bytemuck::cast(*acc), block, bias);
+                }
+            }
+        }
+        amx::release();
+    }
+}
+
+impl Target<'_, '_> {
+    /// A later block adds to C rows stored long before (evicted when C is larger than the
+    /// caches): fetch rows `rows`, columns `j0 .. j0 + w`, while the kernel runs.
+    #[inline(always)]
+    fn prefetch_rows(&self, block: &Block<'_>, rows: core::ops::Range<usize>, j0: usize, w: usize) {
+        if let (false, Target::Rows(c)) = (block.first, self) {
+            for r in rows {
+                let row = c.row(r);
+                let row = row.as_slice().expect("unit column stride");
+                prefetch(&row[j0]);
+                if w > 16 {
+                    prefetch(&row[j0 + 16]);
+                }
+            }
+        }
+    }
+
+    /// One row of a tile (`w` columns from `j0`) through the epilogue into row `r`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn store(
+        &mut self,
+        simd: V4,
+        r: usize,
+        j0: usize,
+        w: usize,
+        acc: [f32x16; 2],
+        block: &Block<'_>,
+        bias: Option<&[f32]>,
+    ) {
+        match self {
+            Target::Rows(c) => {
+                let mut row = c.row_mut(r);
+                let row = row.as_slice_mut().expect("unit column stride");
+                epilogue(simd, acc, &mut row[j0..j0 + w], block, bias);
+            }
+            Target::New(c) => {
+                let v = finish(simd, acc, None, block, bias);
+                if w == NR {
+                    c.put(r, &v);
+                } else {
+                    c.put(r, &v[..w]);
                 }
             }
         }

@@ -22,27 +22,51 @@ use std::cell::RefCell;
 
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 use pulp::x86::V4;
-use pulp::Simd;
 use rayon::prelude::*;
 
-use super::avx512::{padded, task_rows, with_buffer, Block, Target, Tile, PACKED_A, PACKED_B};
-use super::{pack_a, pack_b, Dense, KC, MR, NR};
+use super::avx512::{padded, with_buffer, Block, Layout, Target, Tile, PACKED_A, PACKED_B};
+use super::{Dense, NR};
 use crate::ndarray_ops::filled::{written, RowWriter};
 
-/// A weight packed as [`pack_b`] packs it, every block of the sum one after the other.
+/// A weight packed as [`Layout::pack_b`] packs it, every block of the sum one after the other.
 struct Packed<'a> {
-    panels: &'a [f32],
-    /// Floats of one block's panels per index of the sum (`⌈n / NR⌉ · NR`).
-    width: usize,
+    packed: &'a [f32],
+    layout: Layout,
+    /// Panels per block (`⌈n / NR⌉`).
+    panels: usize,
     k: usize,
 }
 
 impl Packed<'_> {
-    /// Block `p0 ..`'s depth and panels.
+    /// Block `p0 ..`'s depth and panels (every block before it is [`KC`] deep).
     fn block(&self, p0: usize) -> (usize, &[f32]) {
-        let kc = KC.min(self.k - p0);
-        (kc, &self.panels[p0 * self.width..(p0 + kc) * self.width])
+        let whole = self.layout.kc();
+        let kc = whole.min(self.k - p0);
+        let start = p0 / whole * self.panels * self.layout.panel_len(whole);
+        let len = self.panels * self.layout.panel_len(kc);
+        (kc, &self.packed[start..start + len])
     }
+}
+
+/// Floats of a `[k, n]` weight packed block after block.
+fn packed_len(layout: Layout, k: usize, n: usize) -> usize {
+    (0..k)
+        .step_by(layout.kc())
+        .map(|p0| n.div_ceil(NR) * layout.panel_len(layout.kc().min(k - p0)))
+        .sum()
+}
+
+/// Floats of `rows` rows of a `[rows, k]` operand packed block after block, and where block
+/// `p0 ..` starts.
+fn strips(layout: Layout, rows: usize, k: usize, p0: usize) -> (usize, usize) {
+    let total = (0..k)
+        .step_by(layout.kc())
+        .map(|p| layout.strips_len(rows, layout.kc().min(k - p)))
+        .sum();
+    (
+        total,
+        p0 / layout.kc() * layout.strips_len(rows, layout.kc()),
+    )
 }
 
 thread_local! {
@@ -67,32 +91,39 @@ pub(super) fn feed_forward(
         padded(up.bias.as_ref(), d_ff),
         padded(down.bias.as_ref(), n),
     );
-    let up_len = d_ff.div_ceil(NR) * NR * d_model;
-    let down_len = n.div_ceil(NR) * NR * d_ff;
+    let layout = match (Layout::of(x, &up.weight), Layout::of(x, &down.weight)) {
+        (Layout::Amx, Layout::Amx) => Layout::Amx,
+        _ => Layout::Fma,
+    };
+    let up_len = packed_len(layout, d_model, d_ff);
+    let down_len = packed_len(layout, d_ff, n);
     with_buffer(&PACKED_B, up_len + down_len, |packed| {
         let (w1, w2) = packed.split_at_mut(up_len);
-        let (w1, w2) = (pack(&up.weight, w1), pack(&down.weight, w2));
-        let mc = task_rows(m);
+        let (w1, w2) = (pack(layout, &up.weight, w1), pack(layout, &down.weight, w2));
+        let mc = layout.task_rows(m);
         let data = written(m, n, mc, |task, out| {
             let rows = out.rows();
             let x = x.slice(s![task * mc..task * mc + rows, ..]);
             let task = Task {
                 simd,
+                layout,
                 rows,
                 w1: &w1,
                 b1: b1.as_deref(),
                 w2: &w2,
                 b2: b2.as_deref(),
             };
-            let padded_rows = rows.div_ceil(MR) * MR;
-            with_buffer(&PACKED_X, padded_rows * d_model, |packed_x| {
-                for p0 in (0..d_model).step_by(KC) {
-                    let kc = KC.min(d_model - p0);
-                    let dst = &mut packed_x[p0 * padded_rows..(p0 + kc) * padded_rows];
-                    pack_a(&x, 0..rows, p0, kc, dst);
+            let (len, _) = strips(layout, rows, d_model, 0);
+            with_buffer(&PACKED_X, len, |packed_x| {
+                let whole = layout.kc();
+                for p0 in (0..d_model).step_by(whole) {
+                    let kc = whole.min(d_model - p0);
+                    let (_, start) = strips(layout, rows, d_model, p0);
+                    let dst = &mut packed_x[start..start + layout.strips_len(rows, kc)];
+                    layout.pack_a(&x, 0..rows, p0, kc, dst);
                 }
-                with_buffer(&INTERMEDIATE, rows * KC.min(d_ff), |hidden| {
-                    for c0 in (0..d_ff).step_by(KC) {
+                with_buffer(&INTERMEDIATE, rows * whole.min(d_ff), |hidden| {
+                    for c0 in (0..d_ff).step_by(whole) {
                         task.columns(c0, packed_x, hidden, out);
                     }
                 });
@@ -105,6 +136,7 @@ pub(super) fn feed_forward(
 /// One task's operands.
 struct Task<'a> {
     simd: V4,
+    layout: Layout,
     /// The task's rows.
     rows: usize,
     w1: &'a Packed<'a>,
@@ -126,14 +158,14 @@ impl Task<'_> {
         hidden: &mut [f32],
         out: &mut RowWriter<'_, f32>,
     ) {
-        let (rows, simd) = (self.rows, self.simd);
-        let width = KC.min(self.w2.k - c0);
+        let (rows, simd, layout) = (self.rows, self.simd, self.layout);
+        let whole = layout.kc();
+        let width = whole.min(self.w2.k - c0);
         let mut hidden = ArrayViewMut2::from_shape((rows, width), &mut hidden[..rows * width])
             .expect("rows · width");
-        let padded_rows = rows.div_ceil(MR) * MR;
         // The up-projection for these columns: its panels `c0 / NR ..` of every block.
         let panels = c0 / NR..(c0 + width).div_ceil(NR);
-        for p0 in (0..self.w1.k).step_by(KC) {
+        for p0 in (0..self.w1.k).step_by(whole) {
             let (kc, packed_b) = self.w1.block(p0);
             let last = p0 + kc == self.w1.k;
             let block = Block {
@@ -143,16 +175,15 @@ impl Task<'_> {
                 gelu: last,
                 kc,
             };
-            Simd::vectorize(
+            let (_, start) = strips(layout, rows, self.w1.k, p0);
+            let panel = layout.panel_len(kc);
+            layout.run(Tile {
                 simd,
-                Tile {
-                    simd,
-                    block: &block,
-                    packed_a: &packed_x[p0 * padded_rows..(p0 + kc) * padded_rows],
-                    packed_b: &packed_b[panels.start * NR * kc..panels.end * NR * kc],
-                    c: Target::Rows(hidden.view_mut()),
-                },
-            );
+                block: &block,
+                packed_a: &packed_x[start..start + layout.strips_len(rows, kc)],
+                packed_b: &packed_b[panels.start * panel..panels.end * panel],
+                c: Target::Rows(hidden.view_mut()),
+            });
         }
         // The down-projection's block `c0`.
         let (kc, packed_b) = self.w2.block(c0);
@@ -163,8 +194,8 @@ impl Task<'_> {
             gelu: false,
             kc,
         };
-        with_buffer(&PACKED_A, padded_rows * kc, |packed_a| {
-            pack_a(&hidden.view(), 0..rows, 0, kc, packed_a);
+        with_buffer(&PACKED_A, layout.strips_len(rows, kc), |packed_a| {
+            layout.pack_a(&hidden.view(), 0..rows, 0, kc, packed_a);
             let n = out.width();
             let c = if block.first {
                 Target::New(out)
@@ -172,34 +203,35 @@ impl Task<'_> {
                 let done = out.finished().expect("the first block wrote every row");
                 Target::Rows(ArrayViewMut2::from_shape((rows, n), done).expect("whole rows"))
             };
-            Simd::vectorize(
+            layout.run(Tile {
                 simd,
-                Tile {
-                    simd,
-                    block: &block,
-                    packed_a,
-                    packed_b,
-                    c,
-                },
-            );
+                block: &block,
+                packed_a,
+                packed_b,
+                c,
+            });
         });
     }
 }
 
 /// `weight` packed into `out`, block after block, panels in parallel.
-fn pack<'p>(weight: &ArrayView2<'_, f32>, out: &'p mut [f32]) -> Packed<'p> {
+fn pack<'p>(layout: Layout, weight: &ArrayView2<'_, f32>, out: &'p mut [f32]) -> Packed<'p> {
     let (k, n) = weight.dim();
-    let width = n.div_ceil(NR) * NR;
-    for p0 in (0..k).step_by(KC) {
-        let kc = KC.min(k - p0);
-        out[p0 * width..(p0 + kc) * width]
-            .par_chunks_mut(NR * kc)
+    let panels = n.div_ceil(NR);
+    let mut start = 0;
+    for p0 in (0..k).step_by(layout.kc()) {
+        let kc = layout.kc().min(k - p0);
+        let len = panels * layout.panel_len(kc);
+        out[start..start + len]
+            .par_chunks_mut(layout.panel_len(kc))
             .enumerate()
-            .for_each(|(panel, out)| pack_b(weight, p0, kc, panel, out));
+            .for_each(|(panel, out)| layout.pack_b(weight, p0, kc, panel, out));
+        start += len;
     }
     Packed {
-        panels: out,
-        width,
+        packed: out,
+        layout,
+        panels,
         k,
     }
 }

@@ -141,6 +141,8 @@ pub(crate) use pack::pack_rows;
 use pack::{pack_a, pack_b};
 
 #[cfg(target_arch = "x86_64")]
+mod amx;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx512::with_buffer;

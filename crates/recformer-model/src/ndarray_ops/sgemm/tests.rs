@@ -1,4 +1,5 @@
-//! [`super::gemm`] and [`super::product`] against matrixmultiply (ndarray's `general_mat_mul`), bit for bit.
+//! [`super::gemm`] and [`super::product`] against matrixmultiply (ndarray's `general_mat_mul`), bit for bit;
+//! the AMX path (`RECFORMER_GEMM=amx`) against sums in f64.
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ShapeBuilder};
@@ -207,4 +208,127 @@ fn pack_rows_transposes_every_row_and_column() {
             check::<32>(h, kc);
         }
     }
+}
+
+thread_local! {
+    /// Products started on this thread take the AMX path where the CPU and the kernel allow it,
+    /// whatever `RECFORMER_GEMM` says.
+    pub(super) static FORCE_AMX: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// `f` with [`FORCE_AMX`] set, or `None` (nothing run) where AMX is not usable here.
+fn on_amx<R>(f: impl FnOnce() -> R) -> Option<R> {
+    #[cfg(target_arch = "x86_64")]
+    if amx::usable() {
+        FORCE_AMX.with(|c| c.set(true));
+        let r = f();
+        FORCE_AMX.with(|c| c.set(false));
+        return Some(r);
+    }
+    let _ = f;
+    eprintln!("AMX not usable on this machine: AMX tests skipped");
+    None
+}
+
+/// `a · b + bias` in f64, and `Σ |a_ik · b_kj| + |bias_j|` (the scale of each element's
+/// rounding errors).
+fn exact(a: &Array2<f32>, b: &Array2<f32>, bias: &Array1<f32>) -> (Array2<f64>, Array2<f64>) {
+    let (m, n) = (a.nrows(), b.ncols());
+    let mut value = Array2::<f64>::zeros((m, n));
+    let mut scale = Array2::<f64>::zeros((m, n));
+    for i in 0..m {
+        for j in 0..n {
+            let (mut v, mut s) = (f64::from(bias[j]), f64::from(bias[j]).abs());
+            for k in 0..a.ncols() {
+                let p = f64::from(a[[i, k]]) * f64::from(b[[k, j]]);
+                v += p;
+                s += p.abs();
+            }
+            value[[i, j]] = v;
+            scale[[i, j]] = s;
+        }
+    }
+    (value, scale)
+}
+
+/// The largest `|c - exact| / scale` over the elements.
+fn worst(c: &Array2<f32>, exact: &(Array2<f64>, Array2<f64>)) -> f64 {
+    c.iter()
+        .zip(&exact.0)
+        .zip(&exact.1)
+        .map(|((&c, &e), &s)| (f64::from(c) - e).abs() / s)
+        .fold(0.0, f64::max)
+}
+
+/// Every shape class of the AMX path (rows, columns and the sum's depth off its 32-wide
+/// tiles, one to three blocks), with a bias: within f32's accuracy of the exact sums (six
+/// bf16 part products; three would be ~2⁻¹⁶ off, a packing error O(1)), and no worse than
+/// matrixmultiply's own rounding by more than a small factor.
+#[test]
+fn amx_products_have_f32_accuracy() {
+    let shapes = [
+        (150, 300, 70),
+        (113, 513, 47),
+        (224, 256, 64),
+        (64, 400, 96),
+    ];
+    for (case, &(m, k, n)) in shapes.iter().enumerate() {
+        let a = matrix(m, k, false, 60 + case as u64);
+        let b = matrix(k, n, false, 70 + case as u64);
+        let bias = Array1::from(values(n, 80 + case as u64));
+        let exact = exact(&a, &b, &bias);
+        let Some(amx) = on_amx(|| product(&a.view(), &b.view(), Some(&bias.view()), Then::Nothing))
+        else {
+            return;
+        };
+        let amx = amx.expect("a product on AVX-512");
+        let mut fma = Array2::<f32>::zeros((m, n));
+        general_mat_mul(1.0, &a, &b, 0.0, &mut fma);
+        fma.rows_mut().into_iter().for_each(|mut r| r += &bias);
+        let (amx_error, fma_error) = (worst(&amx, &exact), worst(&fma, &exact));
+        let what = format!("{m}x{k}x{n}: AMX {amx_error:.2e}, matrixmultiply {fma_error:.2e}");
+        assert!(amx_error < 2f64.powi(-21), "{what}");
+        assert!(amx_error < 4.0 * fma_error.max(2f64.powi(-24)), "{what}");
+        assert_ne!(bits(&amx), bits(&fma), "{what}: the AMX path ran");
+        // Into an existing matrix: the same blocks, the same bits.
+        let no_bias = on_amx(|| product(&a.view(), &b.view(), None, Then::Nothing))
+            .flatten()
+            .expect("a product");
+        let mut c = Array2::<f32>::from_elem((m, n), f32::NAN);
+        assert!(on_amx(|| gemm(&a.view(), &b.view(), &mut c.view_mut())).unwrap_or(false));
+        assert_eq!(bits(&c), bits(&no_bias), "{m}x{k}x{n}: gemm and product");
+    }
+}
+
+/// The fused feed-forward block on AMX: the same bits as its two products one after the
+/// other (the up-projection with GELU, then the down-projection), as on the FMA path.
+#[test]
+fn amx_feed_forward_is_its_two_products() {
+    let (m, d_model, d_ff, d_out) = (150, 96, 400, 70);
+    let x = matrix(m, d_model, false, 90);
+    let (w1, w2) = (
+        matrix(d_model, d_ff, false, 91),
+        matrix(d_ff, d_out, false, 92),
+    );
+    let (b1, b2) = (
+        Array1::from(values(d_ff, 93)),
+        Array1::from(values(d_out, 94)),
+    );
+    let Some((fused, chained)) = on_amx(|| {
+        let up = Dense {
+            weight: w1.view(),
+            bias: Some(b1.view()),
+        };
+        let down = Dense {
+            weight: w2.view(),
+            bias: Some(b2.view()),
+        };
+        let fused = feed_forward(&x.view(), &up, &down).expect("fused");
+        let hidden = product(&x.view(), &w1.view(), Some(&b1.view()), Then::Gelu).expect("up");
+        let chained = product(&hidden.view(), &w2.view(), Some(&b2.view()), Then::Nothing);
+        (fused, chained.expect("down"))
+    }) else {
+        return;
+    };
+    assert_eq!(bits(&fused), bits(&chained));
 }
