@@ -227,10 +227,20 @@ def torch_items_worker(model_dir: str, data_dir: str, threads: int) -> dict:
             "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def rust_env(device: str, threads: int) -> tuple:
+    """`device` as `recformer --device` takes it, and the environment: `ndarray+amx` is NdArray
+    with `RECFORMER_GEMM=amx` (the opt-in AMX products), so that both run in the same rounds."""
+    device, _, gemm = device.partition("+")
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    if gemm:
+        env["RECFORMER_GEMM"] = gemm
+    return device, env
+
+
 def run_rust_items(binary: str, device: str, model_dir: str, data_dir: str, threads: int) -> dict:
     import tempfile
 
-    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    device, env = rust_env(device, threads)
     with tempfile.TemporaryDirectory() as tmp:
         cmd = ["/usr/bin/time", "-f", "wall_s=%e peak_kib=%M", binary, "encode-items", "--model", model_dir,
                "--data", data_dir, "--out", str(Path(tmp) / "items.safetensors"), "--device", device, "--quiet"]
@@ -250,7 +260,7 @@ def run_torch(shape: str, threads: int, steps: int, warmup: int) -> dict:
 
 def run_rust(binary: str, device: str, shape: str, threads: int, steps: int, warmup: int) -> dict:
     _, _, _, _, _, batch, tokens = SHAPES[shape]
-    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    device, env = rust_env(device, threads)
     cmd = ["/usr/bin/time", "-f", "peak_kib=%M", binary, "bench", "--device", device, "--preset", shape,
            "--batch", str(batch), "--tokens", str(tokens), "--steps", str(steps), "--warmup", str(warmup)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
@@ -297,7 +307,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1,
                         help="PyTorch and ours measured this many times, alternating; medians are printed")
     parser.add_argument("--shapes", default="minilm,mini")
-    parser.add_argument("--devices", default="ndarray,flex")
+    parser.add_argument("--devices", default="ndarray,flex",
+                        help="ours: recformer devices; `ndarray+amx` is NdArray with RECFORMER_GEMM=amx")
     parser.add_argument("--items-model", help="model directory for the item-encoding rows")
     parser.add_argument("--items-data", help="dataset (official layout) for the item-encoding rows")
     parser.add_argument("--worker")

@@ -15,8 +15,8 @@
 //! every line of the new array from memory before the kernel writes it again); the kernel's
 //! own stores now do that while its multiply-adds run.
 //!
-//! One of the model crate's two `unsafe` modules (the other is [`super::prefetch`]): four
-//! lines, each with its argument.
+//! One of the model crate's three `unsafe` modules (the others are [`super::prefetch`] and the
+//! GEMM's AMX path): four lines, each with its argument.
 
 use core::mem::MaybeUninit;
 

@@ -6,8 +6,8 @@
 //! one `vaddps` (docs/performance.md). Prefetching a tile's rows before its micro-kernel runs
 //! overlaps the fetch with the kernel's FMAs.
 //!
-//! The model crate's second `unsafe` exception (after [`super::filled`]): one line, a prefetch,
-//! which reads nothing the program can observe.
+//! The model crate's second `unsafe` exception (after [`super::filled`]; the third is the GEMM's
+//! AMX path): one line, a prefetch, which reads nothing the program can observe.
 
 /// Asks for the cache line holding `x` in every cache level (`prefetcht0`); nothing on CPUs
 /// other than x86-64.

@@ -85,7 +85,8 @@ fn amx_chosen() -> bool {
 
 impl Layout {
     /// [`Layout::Amx`] where [`amx::enabled`] and both operands' rows are contiguous (a
-    /// transposed operand, as in the backward's products, stays with the FMA kernel).
+    /// transposed operand, as in the backward's products, stays with the FMA kernel: packed a
+    /// column at a time for AMX, it made a training step 3–12% slower, docs/performance.md).
     pub(super) fn of(a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>) -> Layout {
         let rows = |x: &ArrayView2<'_, f32>| x.strides()[1] == 1 || x.ncols() <= 1;
         if rows(a) && rows(b) && amx_chosen() {

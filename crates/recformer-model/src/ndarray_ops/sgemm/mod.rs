@@ -21,6 +21,10 @@
 //!
 //! [`gemm`] answers `false` (and the caller runs matrixmultiply) without AVX-512, for f64, for
 //! small products, and when C's rows are not contiguous.
+//!
+//! With `RECFORMER_GEMM=amx` on a CPU with AMX (Intel Xeons since Sapphire Rapids), products
+//! whose operands' rows are contiguous run on the tile units instead ([`amx`]: six bf16 part
+//! products summed in f32; f32's accuracy, not matrixmultiply's bits).
 
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 
