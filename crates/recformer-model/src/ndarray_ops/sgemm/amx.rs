@@ -8,7 +8,8 @@
 //!
 //! On this project's Xeon a core's tile unit does bf16 products ~9× as fast as its two FMA
 //! ports do f32 ones (PyTorch: 1,500 against 120–165 GFLOP/s on one core), so six of them
-//! still beat the FMA micro-kernel where the operands stay in L2 (docs/performance.md). The
+//! still beat the FMA micro-kernel: 350–357 against 163 GFLOP/s of f32 work for the kernel
+//! alone, with every tile row on a 64-byte boundary (172–177 without; docs/performance.md). The
 //! sums run in another order than matrixmultiply's: the results are not its bits, so this path
 //! is chosen with `RECFORMER_GEMM=amx` ([`enabled`]); the FMA path stays the default.
 //!
@@ -44,9 +45,9 @@ const PARTS: usize = 3;
 const PRODUCTS: [(usize, usize); 6] = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 0), (2, 0)];
 
 /// Whether products run here: `RECFORMER_GEMM=amx` set, and [`usable`]. Decided once per
-/// process. Opt-in for now: the FMA path keeps matrixmultiply's bits, which the parity and
-/// resume checks were made with, and AMX gains only ~5–10% of a forward so far
-/// (docs/performance.md).
+/// process. Opt-in: the FMA path keeps matrixmultiply's bits, which the parity and resume
+/// checks were made with, and end to end AMX has gained 7–13% on `encode-items` but nothing
+/// yet on the bench's forwards (docs/performance.md).
 pub(crate) fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
