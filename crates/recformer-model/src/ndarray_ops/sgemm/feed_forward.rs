@@ -24,7 +24,8 @@ use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 use pulp::x86::V4;
 use rayon::prelude::*;
 
-use super::avx512::{padded, with_buffer, Block, Layout, Target, Tile, PACKED_A, PACKED_B};
+use super::avx512::{padded, with_buffer, Block, Target, Tile, PACKED_A, PACKED_B};
+use super::layout::Layout;
 use super::{Dense, NR};
 use crate::ndarray_ops::filled::{written, RowWriter};
 

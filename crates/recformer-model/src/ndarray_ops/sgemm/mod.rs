@@ -153,6 +153,8 @@ pub(crate) use avx512::with_buffer;
 #[cfg(target_arch = "x86_64")]
 mod feed_forward;
 #[cfg(target_arch = "x86_64")]
+mod layout;
+#[cfg(target_arch = "x86_64")]
 mod thin;
 
 #[cfg(test)]
