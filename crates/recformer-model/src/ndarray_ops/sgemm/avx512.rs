@@ -243,12 +243,26 @@ pub(super) struct Tile<'a, 'c, 'w> {
     pub(super) c: Target<'c, 'w>,
 }
 
+impl Tile<'_, '_, '_> {
+    /// C's rows and columns, after checking that a later block of the sum adds to initialised
+    /// rows.
+    #[inline(always)]
+    fn checked_dim(&self) -> (usize, usize) {
+        assert!(
+            self.block.first || matches!(self.c, Target::Rows(_)),
+            "a later block of the sum adds to initialised rows"
+        );
+        self.c.dim()
+    }
+}
+
 impl WithSimd for Tile<'_, '_, '_> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, _: S) {
         // `V4::vectorize` compiles this body (and the kernel inlined into it) for AVX-512.
+        let (h, n) = self.checked_dim();
         let Tile {
             simd,
             block,
@@ -256,11 +270,6 @@ impl WithSimd for Tile<'_, '_, '_> {
             packed_b,
             mut c,
         } = self;
-        let (h, n) = c.dim();
-        assert!(
-            block.first || matches!(c, Target::Rows(_)),
-            "a later block of the sum adds to initialised rows"
-        );
         let kc = block.kc;
         for (panel, b) in packed_b.chunks_exact(NR * kc).enumerate() {
             let j0 = panel * NR;
@@ -288,18 +297,11 @@ impl WithSimd for AmxTile<'_, '_, '_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, _: S) {
         // `V4::vectorize` compiles this body (the epilogue) for AVX-512.
-        let Tile {
-            simd,
-            block,
-            packed_a,
-            packed_b,
-            mut c,
-        } = self.0;
-        let (h, n) = c.dim();
-        assert!(
-            block.first || matches!(c, Target::Rows(_)),
-            "a later block of the sum adds to initialised rows"
-        );
+        let (h, n) = self.0.checked_dim();
+        let AmxTile(tile) = self;
+        let (simd, block, packed_a, packed_b) =
+            (tile.simd, tile.block, tile.packed_a, tile.packed_b);
+        let mut c = tile.c;
         let kc = block.kc;
         let mut acc = amx::Tiles::default();
         amx::configure();
