@@ -57,17 +57,17 @@ fn packed_len(layout: Layout, k: usize, n: usize) -> usize {
         .sum()
 }
 
-/// Floats of `rows` rows of a `[rows, k]` operand packed block after block, and where block
-/// `p0 ..` starts.
-fn strips(layout: Layout, rows: usize, k: usize, p0: usize) -> (usize, usize) {
-    let total = (0..k)
+/// Floats of `rows` rows of a `[rows, k]` operand packed block after block.
+fn strips_len(layout: Layout, rows: usize, k: usize) -> usize {
+    (0..k)
         .step_by(layout.kc())
         .map(|p| layout.strips_len(rows, layout.kc().min(k - p)))
-        .sum();
-    (
-        total,
-        p0 / layout.kc() * layout.strips_len(rows, layout.kc()),
-    )
+        .sum()
+}
+
+/// Where block `p0 ..` of `rows` packed rows starts (every block before it whole).
+fn strips_start(layout: Layout, rows: usize, p0: usize) -> usize {
+    p0 / layout.kc() * layout.strips_len(rows, layout.kc())
 }
 
 thread_local! {
@@ -114,12 +114,12 @@ pub(super) fn feed_forward(
                 w2: &w2,
                 b2: b2.as_deref(),
             };
-            let (len, _) = strips(layout, rows, d_model, 0);
+            let len = strips_len(layout, rows, d_model);
             with_buffer(&PACKED_X, len, |packed_x| {
                 let whole = layout.kc();
                 for p0 in (0..d_model).step_by(whole) {
                     let kc = whole.min(d_model - p0);
-                    let (_, start) = strips(layout, rows, d_model, p0);
+                    let start = strips_start(layout, rows, p0);
                     let dst = &mut packed_x[start..start + layout.strips_len(rows, kc)];
                     layout.pack_a(&x, 0..rows, p0, kc, dst);
                 }
@@ -176,7 +176,7 @@ impl Task<'_> {
                 gelu: last,
                 kc,
             };
-            let (_, start) = strips(layout, rows, self.w1.k, p0);
+            let start = strips_start(layout, rows, p0);
             let panel = layout.panel_len(kc);
             layout.run(Tile {
                 simd,
