@@ -228,8 +228,9 @@ def torch_items_worker(model_dir: str, data_dir: str, threads: int) -> dict:
 
 
 def rust_env(device: str, threads: int) -> tuple:
-    """`device` as `recformer --device` takes it, and the environment: `ndarray+amx` is NdArray
-    with `RECFORMER_GEMM=amx` (the opt-in AMX products), so that both run in the same rounds."""
+    """`device` as `recformer --device` takes it, and the environment: `ndarray+fma` is NdArray
+    with `RECFORMER_GEMM=fma` (the FMA products, matrixmultiply's bits, where AMX would be the
+    default), `ndarray+amx` with `RECFORMER_GEMM=amx`, so that both paths run in the same rounds."""
     device, _, gemm = device.partition("+")
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
     if gemm:
@@ -308,7 +309,8 @@ def main() -> None:
                         help="PyTorch and ours measured this many times, alternating; medians are printed")
     parser.add_argument("--shapes", default="minilm,mini")
     parser.add_argument("--devices", default="ndarray,flex",
-                        help="ours: recformer devices; `ndarray+amx` is NdArray with RECFORMER_GEMM=amx")
+                        help="ours: recformer devices; `ndarray+fma` / `ndarray+amx` are NdArray with "
+                             "RECFORMER_GEMM=fma / amx")
     parser.add_argument("--items-model", help="model directory for the item-encoding rows")
     parser.add_argument("--items-data", help="dataset (official layout) for the item-encoding rows")
     parser.add_argument("--worker")
@@ -333,7 +335,7 @@ def main() -> None:
           f"rounds {a.rounds} (medians; ratio ranges in brackets)")
     print(f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), transformers "
           f"{transformers.__version__}, python {platform.python_version()}; recformer: {a.recformer}"
-          f" (RECFORMER_GEMM={os.environ.get('RECFORMER_GEMM', 'unset: FMA')})")
+          f" (RECFORMER_GEMM={os.environ.get('RECFORMER_GEMM', 'unset: AMX where usable')})")
     print()
     print("| shape | batch x tokens | work | PyTorch | " + " | ".join(
         f"ours, {d} | ratio" for d in a.devices.split(",")) + " |")

@@ -291,39 +291,42 @@ mod tests {
 
     #[test]
     fn outputs_and_gradients_equal_burns_linear_bit_for_bit() {
-        let device = Default::default();
-        // Shapes off the GEMM kernel's tile sizes; a contiguous input and a transposed view.
-        // The last two are large enough for `sgemm` (every product, forward and backward, over
-        // two blocks of the sum), the others stay on matrixmultiply.
-        for (rows, d_in, d_out, bias) in [
-            (37, 23, 19, true),
-            (130, 64, 200, true),
-            (9, 48, 31, false),
-            (300, 270, 130, true),
-            (260, 300, 140, false),
-        ] {
-            let layer = layer::<Ad>(d_in, d_out, bias);
-            let r = Tensor::<Ad, 2>::random([rows, d_out], Distribution::Normal(0.0, 1.0), &device);
-            let contiguous =
-                Tensor::<Ad, 2>::random([rows, d_in], Distribution::Normal(0.0, 1.0), &device);
-            let transposed =
-                Tensor::<Ad, 2>::random([d_in, rows], Distribution::Normal(0.0, 1.0), &device)
-                    .transpose();
-            for x in [contiguous, transposed] {
-                let burn = run(&layer, x.clone(), r.clone(), false);
-                let ours = run(&layer, x, r.clone(), true);
-                assert_eq!(burn.len(), ours.len());
-                for (which, (a, b)) in ["output", "x grad", "weight grad", "bias grad"]
-                    .iter()
-                    .zip(burn.iter().zip(&ours))
-                {
-                    assert!(
-                        a == b,
-                        "{which} differs ({rows}×{d_in} → {d_out}, bias {bias})"
-                    );
+        crate::ndarray_ops::sgemm::tests::on_fma(|| {
+            let device = Default::default();
+            // Shapes off the GEMM kernel's tile sizes; a contiguous input and a transposed view.
+            // The last two are large enough for `sgemm` (every product, forward and backward, over
+            // two blocks of the sum), the others stay on matrixmultiply.
+            for (rows, d_in, d_out, bias) in [
+                (37, 23, 19, true),
+                (130, 64, 200, true),
+                (9, 48, 31, false),
+                (300, 270, 130, true),
+                (260, 300, 140, false),
+            ] {
+                let layer = layer::<Ad>(d_in, d_out, bias);
+                let r =
+                    Tensor::<Ad, 2>::random([rows, d_out], Distribution::Normal(0.0, 1.0), &device);
+                let contiguous =
+                    Tensor::<Ad, 2>::random([rows, d_in], Distribution::Normal(0.0, 1.0), &device);
+                let transposed =
+                    Tensor::<Ad, 2>::random([d_in, rows], Distribution::Normal(0.0, 1.0), &device)
+                        .transpose();
+                for x in [contiguous, transposed] {
+                    let burn = run(&layer, x.clone(), r.clone(), false);
+                    let ours = run(&layer, x, r.clone(), true);
+                    assert_eq!(burn.len(), ours.len());
+                    for (which, (a, b)) in ["output", "x grad", "weight grad", "bias grad"]
+                        .iter()
+                        .zip(burn.iter().zip(&ours))
+                    {
+                        assert!(
+                            a == b,
+                            "{which} differs ({rows}×{d_in} → {d_out}, bias {bias})"
+                        );
+                    }
                 }
             }
-        }
+        });
     }
 
     #[test]
@@ -352,17 +355,22 @@ mod tests {
 
     #[test]
     fn inference_equals_burns_linear_bit_for_bit() {
-        let device = Default::default();
-        // matrixmultiply's size, then `sgemm`'s (with the bias in its epilogue).
-        for (rows, d_in, d_out) in [(70, 40, 24), (300, 270, 130)] {
-            let layer = layer::<Plain>(d_in, d_out, true);
-            let x =
-                Tensor::<Plain, 2>::random([rows, d_in], Distribution::Normal(0.0, 1.0), &device);
-            let burn = layer.forward(x.clone());
-            let ours = linear(&layer, x.clone())
-                .unwrap_or_else(|_| panic!("NdArray takes the strided path"));
-            assert_eq!(bits(burn.into_data()), bits(ours.into_data()));
-        }
+        crate::ndarray_ops::sgemm::tests::on_fma(|| {
+            let device = Default::default();
+            // matrixmultiply's size, then `sgemm`'s (with the bias in its epilogue).
+            for (rows, d_in, d_out) in [(70, 40, 24), (300, 270, 130)] {
+                let layer = layer::<Plain>(d_in, d_out, true);
+                let x = Tensor::<Plain, 2>::random(
+                    [rows, d_in],
+                    Distribution::Normal(0.0, 1.0),
+                    &device,
+                );
+                let burn = layer.forward(x.clone());
+                let ours = linear(&layer, x.clone())
+                    .unwrap_or_else(|_| panic!("NdArray takes the strided path"));
+                assert_eq!(bits(burn.into_data()), bits(ours.into_data()));
+            }
+        });
     }
 
     #[cfg(feature = "flex")]

@@ -18,73 +18,75 @@ struct Case {
 
 #[test]
 fn one_pass_equals_the_dense_oracle_bit_for_bit() {
-    if pulp::x86::V4::try_new().is_none() {
-        eprintln!("no AVX-512 on this CPU: the one-pass attention does not run here");
-        return;
-    }
-    // One vector of keys; a partial block of queries (48 = 32 + 16); an odd number of key
-    // vectors (80); more keys than one block of the context's sum (272 > 256); heads of 16 to
-    // 64 dimensions; windows narrower than the sequence; no global token, token 0, several;
-    // padding rows, and a row with one real token.
-    let cases = [
-        Case {
-            l: 16,
-            d: 16,
-            w: 4,
-            padding: [0, 5],
-            global: [&[0], &[]],
-        },
-        Case {
-            l: 48,
-            d: 32,
-            w: 8,
-            padding: [0, 47],
-            global: [&[], &[0]],
-        },
-        Case {
-            l: 64,
-            d: 32,
-            w: 32,
-            padding: [0, 20],
-            global: [&[0], &[0]],
-        },
-        Case {
-            l: 80,
-            d: 48,
-            w: 16,
-            padding: [3, 0],
-            global: [&[0, 7, 40], &[]],
-        },
-        Case {
-            l: 272,
-            d: 64,
-            w: 64,
-            padding: [0, 100],
-            global: [&[0], &[2, 260]],
-        },
-    ];
-    let no_dropout = DropoutConfig::new(0.0).init();
-    for Case {
-        l,
-        d,
-        w,
-        padding,
-        global,
-    } in cases
-    {
-        let (b, h) = (2, 3);
-        let (q, k, v) = (
-            heads::<Plain>(b, h, l, d),
-            heads(b, h, l, d),
-            heads(b, h, l, d),
-        );
-        let masks = masks::<Plain>(l, &padding, &global.map(<[usize]>::to_vec));
-        let one = attention(q.clone(), k.clone(), v.clone(), &masks, w)
-            .unwrap_or_else(|_| panic!("l {l}, d {d}: the one-pass op runs"));
-        token_major(&one);
-        let oracle = local_attention_dense(q, k, v, &masks, w, &no_dropout);
-        same_bits(one, oracle, &format!("l {l}, d {d}, w {w}"));
-    }
+    crate::ndarray_ops::sgemm::tests::on_fma(|| {
+        if pulp::x86::V4::try_new().is_none() {
+            eprintln!("no AVX-512 on this CPU: the one-pass attention does not run here");
+            return;
+        }
+        // One vector of keys; a partial block of queries (48 = 32 + 16); an odd number of key
+        // vectors (80); more keys than one block of the context's sum (272 > 256); heads of 16 to
+        // 64 dimensions; windows narrower than the sequence; no global token, token 0, several;
+        // padding rows, and a row with one real token.
+        let cases = [
+            Case {
+                l: 16,
+                d: 16,
+                w: 4,
+                padding: [0, 5],
+                global: [&[0], &[]],
+            },
+            Case {
+                l: 48,
+                d: 32,
+                w: 8,
+                padding: [0, 47],
+                global: [&[], &[0]],
+            },
+            Case {
+                l: 64,
+                d: 32,
+                w: 32,
+                padding: [0, 20],
+                global: [&[0], &[0]],
+            },
+            Case {
+                l: 80,
+                d: 48,
+                w: 16,
+                padding: [3, 0],
+                global: [&[0, 7, 40], &[]],
+            },
+            Case {
+                l: 272,
+                d: 64,
+                w: 64,
+                padding: [0, 100],
+                global: [&[0], &[2, 260]],
+            },
+        ];
+        let no_dropout = DropoutConfig::new(0.0).init();
+        for Case {
+            l,
+            d,
+            w,
+            padding,
+            global,
+        } in cases
+        {
+            let (b, h) = (2, 3);
+            let (q, k, v) = (
+                heads::<Plain>(b, h, l, d),
+                heads(b, h, l, d),
+                heads(b, h, l, d),
+            );
+            let masks = masks::<Plain>(l, &padding, &global.map(<[usize]>::to_vec));
+            let one = attention(q.clone(), k.clone(), v.clone(), &masks, w)
+                .unwrap_or_else(|_| panic!("l {l}, d {d}: the one-pass op runs"));
+            token_major(&one);
+            let oracle = local_attention_dense(q, k, v, &masks, w, &no_dropout);
+            same_bits(one, oracle, &format!("l {l}, d {d}, w {w}"));
+        }
+    });
 }
 
 #[test]

@@ -10,8 +10,9 @@
 //! ports do f32 ones (PyTorch: 1,500 against 120–165 GFLOP/s on one core), so six of them
 //! still beat the FMA micro-kernel: 350–357 against 163 GFLOP/s of f32 work for the kernel
 //! alone, with every tile row on a 64-byte boundary (172–177 without; docs/performance.md). The
-//! sums run in another order than matrixmultiply's: the results are not its bits, so this path
-//! is chosen with `RECFORMER_GEMM=amx` ([`enabled`]); the FMA path stays the default.
+//! sums run in another order than matrixmultiply's: the results are not its bits but as
+//! accurate (docs/parity.md). The default where the CPU and Linux allow it ([`enabled`]);
+//! `RECFORMER_GEMM=fma` keeps the FMA path.
 //!
 //! Layouts (bf16 as `u16`, in the GEMM's `f32` buffers): a **strip** is 32 rows of the left
 //! operand, `[chunk][part][tile 2][16 rows][32 indices]`; a **panel** is 32 columns of the
@@ -23,6 +24,7 @@
 //! have no Rust intrinsics on stable, so they are inline assembly, and Linux gives a process
 //! the tile registers only after it asks (`arch_prctl`).
 
+use std::marker::PhantomData;
 use std::sync::OnceLock;
 
 use ndarray::ArrayView2;
@@ -44,15 +46,32 @@ const PARTS: usize = 3;
 /// The six part products `(i, j)`: the left operand's part `i` times the right's part `j`.
 const PRODUCTS: [(usize, usize); 6] = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 0), (2, 0)];
 
-/// Whether products run here: `RECFORMER_GEMM=amx` set, and [`usable`]. Decided once per
-/// process. Opt-in: the FMA path keeps matrixmultiply's bits, which the parity and resume
-/// checks were made with, and end to end AMX has gained 7–13% on `encode-items` but nothing
-/// yet on the bench's forwards (docs/performance.md).
+/// Whether products run here: on a CPU with AMX ([`usable`]) unless `RECFORMER_GEMM=fma`
+/// asks for the FMA path (matrixmultiply's bits, which the first parity checks against the
+/// official code were made with). Decided once per process; another value of the variable
+/// is reported once as a warning and changes nothing.
 pub(crate) fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
-        let chosen = std::env::var("RECFORMER_GEMM").is_ok_and(|v| v.eq_ignore_ascii_case("amx"));
-        chosen && usable()
+        let fma = match std::env::var("RECFORMER_GEMM") {
+            Ok(v) if v.eq_ignore_ascii_case("fma") => true,
+            Ok(v) if v.eq_ignore_ascii_case("amx") || v.is_empty() => false,
+            Ok(v) => {
+                log::warn!("RECFORMER_GEMM={v:?}: expected `fma` or `amx`; ignored");
+                false
+            }
+            Err(_) => false,
+        };
+        let on = !fma && usable();
+        log::info!(
+            "NdArray's large f32 products: {}",
+            if on {
+                "AMX tiles (RECFORMER_GEMM=fma for the FMA path)"
+            } else {
+                "FMA (AVX-512)"
+            }
+        );
+        on
     })
 }
 
@@ -297,7 +316,7 @@ impl WithSimd for PackB<'_, '_, '_> {
     }
 }
 
-/// The tile registers' shapes for [`kernel`]: all eight 16 rows of 64 bytes. Loaded by each
+/// The tile registers' shapes for [`Sum`]: all eight 16 rows of 64 bytes. Loaded by each
 /// run of tiles on its thread; [`release`] after.
 pub(super) fn configure() {
     #[repr(C, align(64))]
@@ -325,45 +344,75 @@ pub(super) fn release() {
     }
 }
 
-/// The 32 × 32 values of C that one [`kernel`] call computes, rows on 64-byte boundaries
+/// The 32 × 32 values of C that one [`Sum`] computes, rows on 64-byte boundaries
 /// (the tile stores write rows of 64 bytes).
 #[repr(C, align(64))]
 #[derive(Default)]
 pub(super) struct Tiles(pub(super) [[f32; NR]; ROWS]);
 
-/// `c = Σ` over the chunks of the six part products of one strip (`a`) and one panel (`b`),
-/// for a block of depth `kc`. Runs between [`configure`] and [`release`].
+/// One strip's (`a`) and one panel's (`b`) sum of the six part products over a block of
+/// depth `kc`, in C's four tiles: started by [`Sum::new`] (the tiles zeroed), run a
+/// [`Sum::step`] at a time (half a chunk's products: 12 tile products, ~200 cycles of the tile
+/// unit) so that the caller can do other work between steps while the tile unit computes
+/// (the previous tiles' epilogue), and stored by [`Sum::store`]. Runs between [`configure`]
+/// and [`release`].
 ///
 /// # Shapes
 /// - a: [`strip_len`]`(kc)`, b: [`panel_len`]`(kc)`; c: 32 × 32
-pub(super) fn kernel(a: &[f32], b: &[f32], kc: usize, c: &mut Tiles) {
-    let chunks = depth(kc) / CHUNK;
-    assert!(a.len() >= strip_len(kc) && b.len() >= panel_len(kc));
-    let (a, b) = (a.as_ptr().cast::<u16>(), b.as_ptr().cast::<u16>());
-    let step = PARTS * 2 * TILE;
-    const STRIDE: usize = 2 * CHUNK;
-    #[allow(unsafe_code)]
-    // SAFETY: every tile read is 16 rows of 64 bytes inside `a` or `b` (offsets below
-    // `chunks · step` bf16, the lengths asserted above), every tile written is 16 rows of 64
-    // bytes of `c` (rows 128 bytes apart); the tile registers were configured by this thread.
-    unsafe {
-        core::arch::asm!(
-            "tilezero tmm0",
-            "tilezero tmm1",
-            "tilezero tmm2",
-            "tilezero tmm3",
-            options(nostack, nomem)
-        );
-        for chunk in 0..chunks {
-            let (a, b) = (a.add(chunk * step), b.add(chunk * step));
-            // tmm4/tmm5: the strip's two row tiles of one part; tmm6/tmm7: the panel's two
-            // column tiles of one part; tmm0..3: C's four 16 × 16 tiles.
-            // Each part loaded only when the next product needs another: 6 loads of the
-            // strip's and 10 of the panel's per 24 tile products.
-            let (mut held_a, mut held_b) = (usize::MAX, usize::MAX);
-            for (i, j) in PRODUCTS {
+pub(super) struct Sum<'a> {
+    a: *const u16,
+    b: *const u16,
+    chunks: usize,
+    operands: PhantomData<&'a [f32]>,
+}
+
+impl<'a> Sum<'a> {
+    #[inline(always)]
+    pub(super) fn new(a: &'a [f32], b: &'a [f32], kc: usize) -> Sum<'a> {
+        assert!(a.len() >= strip_len(kc) && b.len() >= panel_len(kc));
+        #[allow(unsafe_code)]
+        // SAFETY: zeroes four tile registers, configured by this thread ([`configure`]).
+        unsafe {
+            core::arch::asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                options(nostack, nomem)
+            );
+        }
+        Sum {
+            a: a.as_ptr().cast::<u16>(),
+            b: b.as_ptr().cast::<u16>(),
+            chunks: depth(kc) / CHUNK,
+            operands: PhantomData,
+        }
+    }
+
+    /// How many [`Sum::step`]s the sum takes (two per chunk of 32 indices).
+    pub(super) fn steps(&self) -> usize {
+        2 * self.chunks
+    }
+
+    /// Step `s`: chunk `s / 2`'s part products `PRODUCTS[3h .. 3h + 3]` (`h = s % 2`), each
+    /// part loaded only when the next product needs another (6 loads of the strip's and 10 of
+    /// the panel's tiles per chunk's 24 tile products).
+    #[inline(always)]
+    pub(super) fn step(&self, s: usize) {
+        let (chunk, half) = (s / 2, s % 2);
+        assert!(chunk < self.chunks);
+        const STEP: usize = PARTS * 2 * TILE;
+        const STRIDE: usize = 2 * CHUNK;
+        let (mut held_a, mut held_b) = (usize::MAX, usize::MAX);
+        for &(i, j) in &PRODUCTS[3 * half..3 * half + 3] {
+            #[allow(unsafe_code)]
+            // SAFETY: every tile read is 16 rows of 64 bytes inside the strip or the panel
+            // (offsets below `chunks · STEP` bf16: `chunk < chunks`, and [`Sum::new`] checked
+            // the lengths); tmm0..3 hold C, tmm4/tmm5 the strip's two row tiles of one part,
+            // tmm6/tmm7 the panel's two column tiles of one part, all configured by this thread.
+            unsafe {
                 if held_a != i {
-                    let at = a.add(i * 2 * TILE);
+                    let at = self.a.add(chunk * STEP + i * 2 * TILE);
                     core::arch::asm!(
                         "tileloadd tmm4, [{a0} + {s}*1]",
                         "tileloadd tmm5, [{a1} + {s}*1]",
@@ -375,7 +424,7 @@ pub(super) fn kernel(a: &[f32], b: &[f32], kc: usize, c: &mut Tiles) {
                     held_a = i;
                 }
                 if held_b != j {
-                    let at = b.add(j * 2 * TILE);
+                    let at = self.b.add(chunk * STEP + j * 2 * TILE);
                     core::arch::asm!(
                         "tileloadd tmm6, [{b0} + {s}*1]",
                         "tileloadd tmm7, [{b1} + {s}*1]",
@@ -395,19 +444,28 @@ pub(super) fn kernel(a: &[f32], b: &[f32], kc: usize, c: &mut Tiles) {
                 );
             }
         }
+    }
+
+    /// C's four tiles into `c`.
+    #[inline(always)]
+    pub(super) fn store(self, c: &mut Tiles) {
         let c = c.0.as_mut_ptr().cast::<f32>();
-        core::arch::asm!(
-            "tilestored [{c0} + {s}*1], tmm0",
-            "tilestored [{c1} + {s}*1], tmm1",
-            "tilestored [{c2} + {s}*1], tmm2",
-            "tilestored [{c3} + {s}*1], tmm3",
-            c0 = in(reg) c,
-            c1 = in(reg) c.add(16),
-            c2 = in(reg) c.add(16 * NR),
-            c3 = in(reg) c.add(16 * NR + 16),
-            s = in(reg) NR * 4,
-            options(nostack)
-        );
+        #[allow(unsafe_code)]
+        // SAFETY: every tile written is 16 rows of 64 bytes of `c` (rows 128 bytes apart).
+        unsafe {
+            core::arch::asm!(
+                "tilestored [{c0} + {s}*1], tmm0",
+                "tilestored [{c1} + {s}*1], tmm1",
+                "tilestored [{c2} + {s}*1], tmm2",
+                "tilestored [{c3} + {s}*1], tmm3",
+                c0 = in(reg) c,
+                c1 = in(reg) c.add(16),
+                c2 = in(reg) c.add(16 * NR),
+                c3 = in(reg) c.add(16 * NR + 16),
+                s = in(reg) NR * 4,
+                options(nostack)
+            );
+        }
     }
 }
 

@@ -16,11 +16,12 @@ pub(super) enum Layout {
     Amx,
 }
 
-/// [`amx::enabled`], or in this crate's tests [`super::tests::FORCE_AMX`] where AMX is usable.
+/// [`amx::enabled`], or in this crate's tests what [`super::tests::FORCED_AMX`] says (AMX
+/// only where usable).
 fn amx_chosen() -> bool {
     #[cfg(test)]
-    if super::tests::FORCE_AMX.with(core::cell::Cell::get) {
-        return amx::usable();
+    if let Some(amx) = super::tests::FORCED_AMX.with(core::cell::Cell::get) {
+        return amx && amx::usable();
     }
     amx::enabled()
 }

@@ -22,9 +22,9 @@
 //! [`gemm`] answers `false` (and the caller runs matrixmultiply) without AVX-512, for f64, for
 //! small products, and when C's rows are not contiguous.
 //!
-//! With `RECFORMER_GEMM=amx` on a CPU with AMX (Intel Xeons since Sapphire Rapids), products
-//! whose operands' rows are contiguous run on the tile units instead ([`amx`]: six bf16 part
-//! products summed in f32; f32's accuracy, not matrixmultiply's bits).
+//! On a CPU with AMX (Intel Xeons since Sapphire Rapids), products whose operands' rows are
+//! contiguous run on the tile units instead ([`amx`]: six bf16 part products summed in f32;
+//! f32's accuracy, not matrixmultiply's bits), unless `RECFORMER_GEMM=fma`.
 
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 
@@ -158,4 +158,4 @@ mod layout;
 mod thin;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,5 +1,5 @@
 //! [`super::gemm`] and [`super::product`] against matrixmultiply (ndarray's `general_mat_mul`), bit for bit;
-//! the AMX path (`RECFORMER_GEMM=amx`) against sums in f64.
+//! the AMX path against sums in f64. Each test chooses its path ([`on_fma`], [`on_amx`]).
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ShapeBuilder};
@@ -42,78 +42,82 @@ fn avx512() -> bool {
 /// matrixmultiply's product followed by the bias addition.
 #[test]
 fn same_bits_as_matrixmultiply_then_the_bias() {
-    let shapes = [
-        (150, 300, 70),
-        (113, 513, 47),
-        (224, 256, 64),
-        (29, 700, 130),
-    ];
-    for (case, &(m, k, n)) in shapes.iter().enumerate() {
-        for (a_cm, b_cm) in [(false, false), (true, false), (false, true), (true, true)] {
-            let a = matrix(m, k, a_cm, 10 + case as u64);
-            let b = matrix(k, n, b_cm, 20 + case as u64);
-            let bias = Array1::from(values(n, 30 + case as u64));
-            let mut expected = Array2::<f32>::zeros((m, n));
-            general_mat_mul(1.0, &a, &b, 0.0, &mut expected);
-            let mut with_bias = expected.clone();
-            with_bias
-                .rows_mut()
-                .into_iter()
-                .for_each(|mut r| r += &bias);
-            for (bias, expected) in [(None, &expected), (Some(&bias.view()), &with_bias)] {
-                let what = format!(
-                    "{m}x{k}x{n} a_cm={a_cm} b_cm={b_cm} bias={}",
-                    bias.is_some()
-                );
-                if bias.is_none() {
-                    // Into an existing matrix (no bias there: linear layers take `product`).
-                    let mut c = Array2::<f32>::from_elem((m, n), f32::NAN);
-                    let handled = gemm(&a.view(), &b.view(), &mut c.view_mut());
-                    assert_eq!(handled, avx512(), "{what}: handled iff AVX-512");
-                    if handled {
-                        assert_eq!(bits(&c), bits(expected), "{what}");
+    on_fma(|| {
+        let shapes = [
+            (150, 300, 70),
+            (113, 513, 47),
+            (224, 256, 64),
+            (29, 700, 130),
+        ];
+        for (case, &(m, k, n)) in shapes.iter().enumerate() {
+            for (a_cm, b_cm) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = matrix(m, k, a_cm, 10 + case as u64);
+                let b = matrix(k, n, b_cm, 20 + case as u64);
+                let bias = Array1::from(values(n, 30 + case as u64));
+                let mut expected = Array2::<f32>::zeros((m, n));
+                general_mat_mul(1.0, &a, &b, 0.0, &mut expected);
+                let mut with_bias = expected.clone();
+                with_bias
+                    .rows_mut()
+                    .into_iter()
+                    .for_each(|mut r| r += &bias);
+                for (bias, expected) in [(None, &expected), (Some(&bias.view()), &with_bias)] {
+                    let what = format!(
+                        "{m}x{k}x{n} a_cm={a_cm} b_cm={b_cm} bias={}",
+                        bias.is_some()
+                    );
+                    if bias.is_none() {
+                        // Into an existing matrix (no bias there: linear layers take `product`).
+                        let mut c = Array2::<f32>::from_elem((m, n), f32::NAN);
+                        let handled = gemm(&a.view(), &b.view(), &mut c.view_mut());
+                        assert_eq!(handled, avx512(), "{what}: handled iff AVX-512");
+                        if handled {
+                            assert_eq!(bits(&c), bits(expected), "{what}");
+                        }
                     }
-                }
-                // The allocating product: the first block written into rows its tasks zeroed.
-                let product = product(&a.view(), &b.view(), bias, Then::Nothing);
-                assert_eq!(product.is_some(), avx512(), "{what}: a product iff AVX-512");
-                if let Some(product) = product {
-                    assert_eq!(bits(&product), bits(expected), "{what}, allocating");
+                    // The allocating product: the first block written into rows its tasks zeroed.
+                    let product = product(&a.view(), &b.view(), bias, Then::Nothing);
+                    assert_eq!(product.is_some(), avx512(), "{what}: a product iff AVX-512");
+                    if let Some(product) = product {
+                        assert_eq!(bits(&product), bits(expected), "{what}, allocating");
+                    }
                 }
             }
         }
-    }
+    });
 }
 
 /// Products called from tasks of other products on rayon's pool (the batched products of
 /// `matmul`): each takes a fresh buffer where its thread's is in use, same bits.
 #[test]
 fn nested_products_on_the_pool_give_the_same_bits() {
-    use rayon::prelude::*;
-    let pairs: Vec<_> = (0..6)
-        .map(|i| {
-            (
-                matrix(130, 300, i % 2 == 1, 40 + i),
-                matrix(300, 90, false, 50 + i),
-            )
-        })
-        .collect();
-    let results: Vec<(bool, Array2<f32>, Array2<f32>)> = pairs
-        .par_iter()
-        .map(|(a, b)| {
-            let mut expected = Array2::<f32>::zeros((130, 90));
-            general_mat_mul(1.0, a, b, 0.0, &mut expected);
-            let mut c = Array2::<f32>::zeros((130, 90));
-            let handled = gemm(&a.view(), &b.view(), &mut c.view_mut());
-            (handled, c, expected)
-        })
-        .collect();
-    for (i, (handled, c, expected)) in results.iter().enumerate() {
-        assert_eq!(*handled, avx512(), "product {i}");
-        if *handled {
-            assert_eq!(bits(c), bits(expected), "product {i}");
+    on_fma(|| {
+        use rayon::prelude::*;
+        let pairs: Vec<_> = (0..6)
+            .map(|i| {
+                (
+                    matrix(130, 300, i % 2 == 1, 40 + i),
+                    matrix(300, 90, false, 50 + i),
+                )
+            })
+            .collect();
+        let results: Vec<(bool, Array2<f32>, Array2<f32>)> = pairs
+            .par_iter()
+            .map(|(a, b)| {
+                let mut expected = Array2::<f32>::zeros((130, 90));
+                general_mat_mul(1.0, a, b, 0.0, &mut expected);
+                let mut c = Array2::<f32>::zeros((130, 90));
+                let handled = gemm(&a.view(), &b.view(), &mut c.view_mut());
+                (handled, c, expected)
+            })
+            .collect();
+        for (i, (handled, c, expected)) in results.iter().enumerate() {
+            assert_eq!(*handled, avx512(), "product {i}");
+            if *handled {
+                assert_eq!(bits(c), bits(expected), "product {i}");
+            }
         }
-    }
+    });
 }
 
 /// What it leaves to matrixmultiply: small products, an empty sum, C's rows not
@@ -211,19 +215,33 @@ fn pack_rows_transposes_every_row_and_column() {
 }
 
 thread_local! {
-    /// Products started on this thread take the AMX path where the CPU and the kernel allow it,
-    /// whatever `RECFORMER_GEMM` says.
-    pub(super) static FORCE_AMX: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+    /// Products started on this thread take the AMX path (`Some(true)`, where the CPU and the
+    /// kernel allow it) or the FMA path (`Some(false)`), whatever `RECFORMER_GEMM` says.
+    pub(crate) static FORCED_AMX: core::cell::Cell<Option<bool>> = const { core::cell::Cell::new(None) };
 }
 
-/// `f` with [`FORCE_AMX`] set, or `None` (nothing run) where AMX is not usable here.
-fn on_amx<R>(f: impl FnOnce() -> R) -> Option<R> {
+/// `f` on a pool of its own whose threads (the caller's included, inside `install`) all
+/// choose the path `amx`, so that products started from tasks on the pool take it too.
+fn on_path<R: Send>(amx: bool, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(rayon::current_num_threads())
+        .start_handler(move |_| FORCED_AMX.with(|c| c.set(Some(amx))))
+        .build()
+        .expect("a thread pool")
+        .install(f)
+}
+
+/// `f` with every product on the FMA path: the tests of matrixmultiply's bits.
+pub(crate) fn on_fma<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    on_path(false, f)
+}
+
+/// `f` with every product on the AMX path, or `None` (nothing run) where AMX is not usable
+/// here.
+fn on_amx<R: Send>(f: impl FnOnce() -> R + Send) -> Option<R> {
     #[cfg(target_arch = "x86_64")]
     if amx::usable() {
-        FORCE_AMX.with(|c| c.set(true));
-        let r = f();
-        FORCE_AMX.with(|c| c.set(false));
-        return Some(r);
+        return Some(on_path(true, f));
     }
     let _ = f;
     eprintln!("AMX not usable on this machine: AMX tests skipped");
@@ -261,7 +279,7 @@ fn worst(c: &Array2<f32>, exact: &(Array2<f64>, Array2<f64>)) -> f64 {
 }
 
 /// Every shape class of the AMX path (rows, columns and the sum's depth off its 32-wide
-/// tiles, one to three blocks), with a bias: within f32's accuracy of the exact sums (six
+/// tiles, one to three blocks, one to four strips per task), with a bias: within f32's accuracy of the exact sums (six
 /// bf16 part products; three would be ~2⁻¹⁶ off, a packing error O(1)), and no worse than
 /// matrixmultiply's own rounding by more than a small factor.
 #[test]
@@ -271,6 +289,9 @@ fn amx_products_have_f32_accuracy() {
         (113, 513, 47),
         (224, 256, 64),
         (64, 400, 96),
+        // Tasks of four strips (the last one short): each task's tiles, strip after strip
+        // and panel after panel, go through the epilogue while the next one is summed.
+        (1000, 150, 80),
     ];
     for (case, &(m, k, n)) in shapes.iter().enumerate() {
         let a = matrix(m, k, false, 60 + case as u64);
