@@ -4,7 +4,8 @@ use ndarray::ArrayView2;
 use pulp::x86::V4;
 use pulp::Simd;
 
-use super::avx512::{AmxTile, Tile};
+use super::amx_tile::AmxTile;
+use super::avx512::Tile;
 use super::{amx, pack_a, pack_b, KC, MC, MR, NR};
 
 /// How a product's operands are packed and multiplied: into the FMA micro-kernel's
@@ -16,7 +17,7 @@ pub(super) enum Layout {
     Amx,
 }
 
-/// [`amx::enabled`], or in this crate's tests what [`super::tests::FORCED_AMX`] says (AMX
+/// [`amx::enabled`], or in this crate's tests what `sgemm::tests::FORCED_AMX` says (AMX
 /// only where usable).
 fn amx_chosen() -> bool {
     #[cfg(test)]
