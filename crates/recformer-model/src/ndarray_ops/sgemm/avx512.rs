@@ -131,7 +131,7 @@ impl<'a, 'v> Product<'a, 'v> {
         packed_b
             .par_chunks_mut(panel_len)
             .enumerate()
-            .for_each(|(panel, out)| layout.pack_b(self.b, p0, kc, panel, out));
+            .for_each(|(panel, out)| layout.pack_b(self.simd, self.b, p0, kc, panel, out));
         let last = p0 + kc == k;
         let block = Block {
             p0,
@@ -150,7 +150,7 @@ impl<'a, 'v> Product<'a, 'v> {
         let h = rows.dim().0;
         let layout = self.layout;
         with_buffer(&PACKED_A, layout.strips_len(h, block.kc), |packed_a| {
-            layout.pack_a(self.a, i0..i0 + h, block.p0, block.kc, packed_a);
+            layout.pack_a(self.simd, self.a, i0..i0 + h, block.p0, block.kc, packed_a);
             layout.run(Tile {
                 simd: self.simd,
                 block,

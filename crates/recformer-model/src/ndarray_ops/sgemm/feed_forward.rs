@@ -100,7 +100,10 @@ pub(super) fn feed_forward(
     let down_len = packed_len(layout, d_ff, n);
     with_buffer(&PACKED_B, up_len + down_len, |packed| {
         let (w1, w2) = packed.split_at_mut(up_len);
-        let (w1, w2) = (pack(layout, &up.weight, w1), pack(layout, &down.weight, w2));
+        let (w1, w2) = (
+            pack(simd, layout, &up.weight, w1),
+            pack(simd, layout, &down.weight, w2),
+        );
         let mc = layout.task_rows(m);
         let data = written(m, n, mc, |task, out| {
             let rows = out.rows();
@@ -121,7 +124,7 @@ pub(super) fn feed_forward(
                     let kc = whole.min(d_model - p0);
                     let start = strips_start(layout, rows, p0);
                     let dst = &mut packed_x[start..start + layout.strips_len(rows, kc)];
-                    layout.pack_a(&x, 0..rows, p0, kc, dst);
+                    layout.pack_a(simd, &x, 0..rows, p0, kc, dst);
                 }
                 with_buffer(&INTERMEDIATE, rows * whole.min(d_ff), |hidden| {
                     for c0 in (0..d_ff).step_by(whole) {
@@ -196,7 +199,7 @@ impl Task<'_> {
             kc,
         };
         with_buffer(&PACKED_A, layout.strips_len(rows, kc), |packed_a| {
-            layout.pack_a(&hidden.view(), 0..rows, 0, kc, packed_a);
+            layout.pack_a(simd, &hidden.view(), 0..rows, 0, kc, packed_a);
             let n = out.width();
             let c = if block.first {
                 Target::New(out)
@@ -216,7 +219,12 @@ impl Task<'_> {
 }
 
 /// `weight` packed into `out`, block after block, panels in parallel.
-fn pack<'p>(layout: Layout, weight: &ArrayView2<'_, f32>, out: &'p mut [f32]) -> Packed<'p> {
+fn pack<'p>(
+    simd: V4,
+    layout: Layout,
+    weight: &ArrayView2<'_, f32>,
+    out: &'p mut [f32],
+) -> Packed<'p> {
     let (k, n) = weight.dim();
     let panels = n.div_ceil(NR);
     let mut start = 0;
@@ -226,7 +234,7 @@ fn pack<'p>(layout: Layout, weight: &ArrayView2<'_, f32>, out: &'p mut [f32]) ->
         out[start..start + len]
             .par_chunks_mut(layout.panel_len(kc))
             .enumerate()
-            .for_each(|(panel, out)| layout.pack_b(weight, p0, kc, panel, out));
+            .for_each(|(panel, out)| layout.pack_b(simd, weight, p0, kc, panel, out));
         start += len;
     }
     Packed {

@@ -81,6 +81,7 @@ impl Layout {
     /// `a`'s rows `rows`, columns `p0 .. p0 + kc`, packed.
     pub(super) fn pack_a(
         self,
+        simd: V4,
         a: &ArrayView2<'_, f32>,
         rows: core::ops::Range<usize>,
         p0: usize,
@@ -89,13 +90,14 @@ impl Layout {
     ) {
         match self {
             Layout::Fma => pack_a(a, rows, p0, kc, out),
-            Layout::Amx => amx::pack_a(V4::try_new().expect("AVX-512"), a, rows, p0, kc, out),
+            Layout::Amx => amx::pack_a(simd, a, rows, p0, kc, out),
         }
     }
 
     /// `b`'s rows `p0 .. p0 + kc`, panel `panel`, packed.
     pub(super) fn pack_b(
         self,
+        simd: V4,
         b: &ArrayView2<'_, f32>,
         p0: usize,
         kc: usize,
@@ -104,7 +106,7 @@ impl Layout {
     ) {
         match self {
             Layout::Fma => pack_b(b, p0, kc, panel, out),
-            Layout::Amx => amx::pack_b(V4::try_new().expect("AVX-512"), b, p0, kc, panel, out),
+            Layout::Amx => amx::pack_b(simd, b, p0, kc, panel, out),
         }
     }
 
